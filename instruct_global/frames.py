@@ -1,0 +1,53 @@
+"""dagster-pandas frame types for the data contracts (DESIGN.md section 1b).
+
+An asset whose output lacks a contract column, or holds the wrong type in it, fails at the
+boundary with the column named, before anything is written.
+"""
+
+from __future__ import annotations
+
+from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+
+
+def _strings(*names: str, non_nullable: bool = True) -> list[PandasColumn]:
+    return [PandasColumn.string_column(n, non_nullable=non_nullable) for n in names]
+
+
+_DOCUMENT_COLUMNS = [
+    *_strings("doc_id", "lang", "source", "url", "text", "license", "retrieved_at"),
+    PandasColumn.string_column("title", non_nullable=False),
+]
+
+DocumentsFrame = create_dagster_pandas_dataframe_type(
+    name="DocumentsFrame",
+    description="Documents: doc_id, lang, source, url, title, text, license, retrieved_at.",
+    columns=_DOCUMENT_COLUMNS,
+)
+
+CleanDocumentsFrame = create_dagster_pandas_dataframe_type(
+    name="CleanDocumentsFrame",
+    description="Clean chunks: the document columns plus chunk_id, n_tokens, lid_lang, lid_score.",
+    columns=[
+        *_DOCUMENT_COLUMNS,
+        PandasColumn.string_column("chunk_id", non_nullable=True, unique=True),
+        PandasColumn.integer_column("n_tokens", non_nullable=True, min_value=1),
+        PandasColumn.string_column("lid_lang", non_nullable=True),
+        PandasColumn.float_column("lid_score", non_nullable=True, min_value=0.0, max_value=1.0),
+    ],
+)
+
+SourceRecordsFrame = create_dagster_pandas_dataframe_type(
+    name="SourceRecordsFrame",
+    description="Rows of the user's labelled datasets with their variables by name.",
+    columns=[
+        *_strings("record_id", "dataset", "category", "variables"),
+        PandasColumn.string_column("description", non_nullable=False),
+        PandasColumn.integer_column("row_number", non_nullable=True, min_value=1),
+    ],
+)
+
+RejectsFrame = create_dagster_pandas_dataframe_type(
+    name="RejectsFrame",
+    description="Rows a filter dropped, as they were, plus the reason.",
+    columns=[PandasColumn.string_column("reason", non_nullable=True)],
+)
