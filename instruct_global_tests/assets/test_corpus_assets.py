@@ -1,0 +1,109 @@
+"""The corpus assets materialised per partition against the local MediaWiki/BBC server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from instruct_global.assets.corpus import bbc_articles, wikipedia_articles
+from instruct_global.resources.http import HttpFetcherResource
+from instruct_global.resources.parquet_io import PartitionedParquetIOManager
+from instruct_global_tests.fixtures.corpus_server import (
+    BOILERPLATE,
+    CorpusServer,
+    dump_article_count,
+    write_wiki_dump,
+)
+
+FAST_HTTP = HttpFetcherResource(
+    contact="tests@example.org", min_interval_seconds=0.0, timeout_seconds=2.0, max_retries=2,
+    backoff_base_seconds=0.01, max_backoff_seconds=0.05, max_retry_after_seconds=0.05,
+)
+
+
+@pytest.fixture
+def server() -> Iterator[CorpusServer]:
+    with CorpusServer() as srv:
+        yield srv
+
+
+def _run(asset, partition: str, data_dir: Path, config: dict) -> pd.DataFrame:
+    result = materialize(
+        [asset],
+        partition_key=partition,
+        resources={"io_manager": PartitionedParquetIOManager(data_dir=str(data_dir)), "http": FAST_HTTP},
+        run_config={"ops": {asset.key.path[-1]: {"config": config}}},
+    )
+    assert result.success
+    return pd.read_parquet(data_dir / asset.key.path[-1] / f"{partition}.parquet")
+
+
+def test_wikipedia_api_mode_pulls_articles_of_the_partition(server: CorpusServer, tmp_path: Path) -> None:
+    server.api_error("yo", "maxlag", times=1, retry_after="0")
+    frame = _run(wikipedia_articles, "yor", tmp_path, {"api_url": server.api_url_template, "max_articles": 4})
+    assert len(frame) == 4
+    assert set(frame["lang"]) == {"yor"} and set(frame["source"]) == {"wikipedia"}
+    assert frame["doc_id"].is_unique and (frame["text"].str.len() > 0).all()
+    assert set(frame["license"]) == {"CC BY-SA 4.0"}
+
+
+def test_wikipedia_language_without_articles_gives_an_empty_frame(server: CorpusServer, tmp_path: Path) -> None:
+    frame = _run(wikipedia_articles, "ibo", tmp_path, {"api_url": server.api_url_template})
+    assert frame.empty and "doc_id" in frame.columns
+
+
+def test_wikipedia_dump_mode_streams_the_file(tmp_path: Path) -> None:
+    dump = tmp_path / "yowiki-latest-pages-articles.xml.bz2"
+    write_wiki_dump(dump, "yo")
+    frame = _run(wikipedia_articles, "yor", tmp_path / "out",
+                 {"source": "dump", "dump_path": str(tmp_path / "{wiki}wiki-latest-pages-articles.xml.bz2")})
+    assert len(frame) == dump_article_count("yo")
+
+
+def test_wikipedia_truncated_dump_fails_the_step(tmp_path: Path) -> None:
+    dump = tmp_path / "yowiki.xml.bz2"
+    write_wiki_dump(dump, "yo", truncate="bz2")
+    result = materialize(
+        [wikipedia_articles], partition_key="yor", raise_on_error=False,
+        resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path)), "http": FAST_HTTP},
+        run_config={"ops": {"wikipedia_articles": {"config": {"source": "dump", "dump_path": str(dump)}}}},
+    )
+    assert not result.success
+    assert not (tmp_path / "wikipedia_articles" / "yor.parquet").exists()
+
+
+def test_bbc_live_mode_extracts_main_text_only(server: CorpusServer, tmp_path: Path) -> None:
+    frame = _run(bbc_articles, "yor", tmp_path, {"base_url": server.base_url})
+    assert len(frame) > 0 and set(frame["source"]) == {"bbc"}
+    joined = "\n".join(frame["text"])
+    for boilerplate in BOILERPLATE:
+        assert boilerplate not in joined
+
+
+def test_bbc_language_without_service_is_empty_not_an_error(tmp_path: Path) -> None:
+    frame = _run(bbc_articles, "zul", tmp_path, {})
+    assert frame.empty and list(frame.columns)[:8] == [
+        "doc_id", "lang", "source", "url", "title", "text", "license", "retrieved_at",
+    ]
+
+
+def test_wrong_frame_fails_at_the_boundary(tmp_path: Path) -> None:
+    from dagster import asset
+
+    from instruct_global.frames import DocumentsFrame
+    from instruct_global.partitions import language_partitions
+
+    @asset(partitions_def=language_partitions, dagster_type=DocumentsFrame)
+    def broken_documents() -> pd.DataFrame:
+        return pd.DataFrame({"doc_id": ["a"], "lang": ["yor"]})
+
+    result = materialize([broken_documents], partition_key="yor", raise_on_error=False,
+                         resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path))})
+    assert not result.success
+    failure = [e for e in result.all_events if e.is_failure][0]
+    assert "source" in str(failure.event_specific_data)
+    assert not (tmp_path / "broken_documents").exists()
