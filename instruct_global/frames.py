@@ -6,7 +6,14 @@ boundary with the column named, before anything is written.
 
 from __future__ import annotations
 
+import warnings
+
+from dagster import BetaWarning
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+
+# dagster-pandas marks its column and frame types as beta; the warnings would print on every CLI start
+warnings.filterwarnings("ignore", category=BetaWarning, module="dagster_pandas")
+warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
 
 
 def _strings(*names: str, non_nullable: bool = True) -> list[PandasColumn]:
