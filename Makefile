@@ -28,7 +28,7 @@ instance: install
 # The main job, offline: corpus stages for one language from the shipped sample inputs.
 sample: instance
 	$(BIN)/dagster job execute -m instruct_global.definitions -j sample_dataset_job \
-	  --tags '{"dagster/partition": "$(LANG_KEY)"}'
+	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}'
 	@echo
 	@echo "Results: $(INSTRUCT_GLOBAL_DATA_DIR)/<asset>/$(LANG_KEY).parquet"
 	@echo "UI:      make ui   (then open http://127.0.0.1:3000, Assets, partition $(LANG_KEY))"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from pathlib import Path
+
+import yaml
+from dagster import AssetSelection, PartitionedConfig, define_asset_job
 
 from instruct_global.partitions import language_partitions
-
-SAMPLES = "data/samples"
 
 corpus_selection = AssetSelection.groups("corpus")
 dataset_selection = AssetSelection.groups("corpus")
@@ -21,19 +22,16 @@ dataset_job = define_asset_job(
 
 # Offline: the shipped sample Wikipedia dump and saved BBC pages go through the same parsing and
 # extraction code; `make sample` runs this one.
-SAMPLE_RUN_CONFIG = {
-    "ops": {
-        "wikipedia_articles": {
-            "config": {"source": "dump", "dump_path": f"{SAMPLES}/wikipedia/{{wiki}}wiki-sample-pages-articles.xml.bz2"}
-        },
-        "bbc_articles": {"config": {"source": "saved", "saved_pages_dir": f"{SAMPLES}/bbc/{{service}}"}},
-    }
-}
+SAMPLE_RUN_CONFIG_PATH = Path(__file__).parent / "configs" / "sample_run.yaml"
+SAMPLE_RUN_CONFIG = yaml.safe_load(SAMPLE_RUN_CONFIG_PATH.read_text(encoding="utf-8"))
 
 sample_dataset_job = define_asset_job(
     "sample_dataset_job",
     selection=dataset_selection,
     partitions_def=language_partitions,
-    config=SAMPLE_RUN_CONFIG,
+    # a PartitionedConfig, not a plain dict: the CLI's partition tag would otherwise replace it
+    config=PartitionedConfig(
+        partitions_def=language_partitions, run_config_for_partition_key_fn=lambda _key: SAMPLE_RUN_CONFIG
+    ),
     description="The dataset job on the shipped offline samples (data/samples); run from the repository root.",
 )

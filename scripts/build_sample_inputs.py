@@ -1,0 +1,116 @@
+"""Rebuild the offline sample inputs from data/samples/documents_<lang>.jsonl.
+
+Odd-numbered documents become articles of a small Wikipedia dump in the real MediaWiki export
+schema (data/samples/wikipedia/<wiki>wiki-sample-pages-articles.xml.bz2); even-numbered ones
+become saved pages in the BBC page structure (data/samples/bbc/<service>/<id>.html) with the
+navigation, "related" blocks and banners the extractor must drop. The sample job then runs the
+same dump parser and article extractor as a live run.
+
+    .venv/bin/python scripts/build_sample_inputs.py
+"""
+
+from __future__ import annotations
+
+import bz2
+import html
+import json
+import sys
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from instruct_global.languages import get_language  # noqa: E402
+
+SAMPLES = ROOT / "data" / "samples"
+EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"
+
+
+def _wikitext(doc: dict) -> str:
+    # A little real markup, so the sample run exercises the wikitext-to-text conversion.
+    paragraphs = doc["text"].split("\n\n")
+    first = f"'''{doc['title']}''' {paragraphs[0]}" if paragraphs else ""
+    body = "\n\n".join([first, *paragraphs[1:]])
+    return (
+        "{{Infobox|orúkọ=" + doc["title"] + "}}\n" + body
+        + "<ref>instruct-global sample</ref>\n\n[[Ẹ̀ka:Àpẹẹrẹ]]\n[[en:Sample]]"
+    )
+
+
+def write_dump(docs: list[dict], wiki: str, path: Path) -> None:
+    pages = []
+    for number, doc in enumerate(docs, start=1):
+        pages.append(
+            f"  <page>\n    <title>{escape(doc['title'])}</title>\n    <ns>0</ns>\n    <id>{number}</id>\n"
+            f"    <revision>\n      <id>{1000 + number}</id>\n      <timestamp>2026-11-01T00:00:00Z</timestamp>\n"
+            f"      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
+            f'      <text bytes="{len(doc["text"].encode())}" xml:space="preserve">{escape(_wikitext(doc))}</text>\n'
+            f"    </revision>\n  </page>\n"
+        )
+    redirect = (
+        "  <page>\n    <title>Àtúnjúwe</title>\n    <ns>0</ns>\n    <id>9001</id>\n"
+        f'    <redirect title="{escape(docs[0]["title"])}" />\n    <revision>\n      <id>9901</id>\n'
+        f"      <text xml:space=\"preserve\">#REDIRECT [[{escape(docs[0]['title'])}]]</text>\n    </revision>\n  </page>\n"
+    )
+    xml = (
+        f'<mediawiki xmlns="{EXPORT_NS}" version="0.10" xml:lang="{wiki}">\n  <siteinfo>\n'
+        f"    <sitename>Wikipedia</sitename>\n    <dbname>{wiki}wiki</dbname>\n"
+        f"    <base>https://{wiki}.wikipedia.org/wiki/Main_Page</base>\n    <namespaces>\n"
+        '      <namespace key="0" case="first-letter" />\n      <namespace key="6" case="first-letter">File</namespace>\n'
+        '      <namespace key="14" case="first-letter">Ẹ̀ka</namespace>\n    </namespaces>\n  </siteinfo>\n'
+        + "".join(pages) + redirect + "</mediawiki>\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bz2.compress(xml.encode("utf-8")))
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title} - BBC News {service}</title>
+<link rel="canonical" href="https://www.bbc.com/{service}/articles/{article_id}"></head>
+<body>
+<div class="cookie-banner" id="consent">We use cookies to give you the best online experience. Accept all cookies</div>
+<header><nav><ul><li><a href="/{service}">Home</a></li><li><a href="/{service}/topics">Topics</a></li>
+<li><a href="/{service}/popular">Most read</a></li></ul></nav></header>
+<main><article>
+<h1>{title}</h1>
+<time datetime="2026-11-{day:02d}T09:00:00Z">{day} November 2026</time>
+{paragraphs}
+</article>
+<aside><h2>Related Topics</h2><ul><li><a href="/{service}/topics/c1">Top stories</a></li></ul></aside>
+</main>
+<footer><p>© 2026 BBC. The BBC is not responsible for the content of external sites.</p></footer>
+</body></html>
+"""
+
+
+def write_bbc_page(doc: dict, service: str, lang: str, folder: Path, day: int) -> None:
+    article_id = "c" + doc["doc_id"].replace("-", "")
+    paragraphs = "\n".join(f"<p>{html.escape(p)}</p>" for p in doc["text"].split("\n\n") if p.strip())
+    page = PAGE.format(
+        lang=lang, title=html.escape(doc["title"]), service=service, article_id=article_id,
+        paragraphs=paragraphs, day=day,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{article_id}.html").write_text(page, encoding="utf-8")
+
+
+def main() -> None:
+    for source in sorted(SAMPLES.glob("documents_*.jsonl")):
+        lang = get_language(source.stem.removeprefix("documents_"))
+        docs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        wiki_docs = docs[0::2]
+        bbc_docs = docs[1::2]
+        wiki = lang.require("wikipedia_code", "Wikipedia")
+        write_dump(wiki_docs, wiki, SAMPLES / "wikipedia" / f"{wiki}wiki-sample-pages-articles.xml.bz2")
+        service = lang.require("bbc_service", "BBC News")
+        folder = SAMPLES / "bbc" / service
+        for old in folder.glob("*.html"):
+            old.unlink()
+        for day, doc in enumerate(bbc_docs, start=1):
+            write_bbc_page(doc, service, lang.key, folder, day)
+        print(f"{lang.key}: {len(wiki_docs)} articles in the dump, {len(bbc_docs)} BBC pages")
+
+
+if __name__ == "__main__":
+    main()
