@@ -30,8 +30,7 @@ EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"
 def _wikitext(doc: dict) -> str:
     # A little real markup, so the sample run exercises the wikitext-to-text conversion.
     paragraphs = doc["text"].split("\n\n")
-    first = f"'''{doc['title']}''' {paragraphs[0]}" if paragraphs else ""
-    body = "\n\n".join([first, *paragraphs[1:]])
+    body = "\n\n".join(f"{p} [[Àpẹẹrẹ|àpẹẹrẹ]]" if i == 0 else p for i, p in enumerate(paragraphs))
     return (
         "{{Infobox|orúkọ=" + doc["title"] + "}}\n" + body
         + "<ref>instruct-global sample</ref>\n\n[[Ẹ̀ka:Àpẹẹrẹ]]\n[[en:Sample]]"
@@ -99,6 +98,12 @@ def main() -> None:
     for source in sorted(SAMPLES.glob("documents_*.jsonl")):
         lang = get_language(source.stem.removeprefix("documents_"))
         docs = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # Wikipedia titles are unique: a repeated sample title (the deliberate duplicates) gets a suffix
+        titles: set[str] = set()
+        for doc in docs:
+            while doc["title"] in titles:
+                doc["title"] += " (2)"
+            titles.add(doc["title"])
         wiki_docs = docs[0::2]
         bbc_docs = docs[1::2]
         wiki = lang.require("wikipedia_code", "Wikipedia")

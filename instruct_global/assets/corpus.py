@@ -6,14 +6,34 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
 from pydantic import Field
 
-from instruct_global.frames import DocumentsFrame
+from instruct_global.assets.common import drop_metadata
+from instruct_global.frames import CleanDocumentsFrame, DocumentsFrame, RejectsFrame, SourceRecordsFrame
 from instruct_global.lib.bbc import BbcScraper
 from instruct_global.lib.bbc_saved import iter_saved_articles
+from instruct_global.lib.cleaning import CleaningConfig, clean_corpus
+from instruct_global.lib.corpus_checks import duplicate_rate, lid_pass_rate, min_documents
 from instruct_global.lib.documents import documents_frame
-from instruct_global.lib.report import LENGTH_BINS_CHARS, markdown_histogram, markdown_preview
+from instruct_global.lib.report import (
+    LENGTH_BINS_CHARS,
+    markdown_counts,
+    markdown_histogram,
+    markdown_preview,
+)
+from instruct_global.lib.source_records import RECORD_COLUMNS, load_source_records
 from instruct_global.lib.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.http import HttpFetcherResource
@@ -108,3 +128,108 @@ def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFe
     frame = documents_frame(rows, extra_columns=("published", "service"))
     context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
     return Output(frame, metadata=_document_metadata(frame, stats))
+
+
+class SourceRecordsConfig(Config):
+    schema_csv: str = Field(
+        default="data/schema/{lang}/input_schema.csv",
+        description="Input schema CSV (file_name, category, description, num_variables, variable_N_description); "
+        "{lang} is the partition's ISO 639-3 key; source files are resolved relative to it",
+    )
+    required: bool = Field(default=False, description="Fail when the schema file is missing (else: no records)")
+
+
+@asset(
+    group_name="corpus",
+    partitions_def=language_partitions,
+    dagster_type=SourceRecordsFrame,
+    description="Rows of the user's labelled datasets described by an input schema CSV, variables by name.",
+)
+def source_records(context: AssetExecutionContext, config: SourceRecordsConfig) -> Output[pd.DataFrame]:
+    lang = partition_language(context.partition_key)
+    schema = Path(config.schema_csv.format(lang=lang.key))
+    if not schema.exists() and not config.required:
+        context.log.warning(f"no input schema for {lang.name} at {schema}: source_records is empty")
+        frame = load_source_records_empty()
+    else:
+        frame = load_source_records(schema)
+    per_dataset = frame.groupby("dataset").size().to_dict() if not frame.empty else {}
+    return Output(frame, metadata={
+        "records": len(frame),
+        "schema": MetadataValue.path(str(schema)),
+        "records_per_dataset": MetadataValue.md(markdown_counts(per_dataset, "dataset")),
+        "categories": MetadataValue.json(sorted(set(frame["category"]))),
+        "preview": MetadataValue.md(markdown_preview(frame, ["dataset", "category", "variables"])),
+    })
+
+
+def load_source_records_empty() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in RECORD_COLUMNS})
+    return frame.astype({"row_number": "int64", "num_variables": "int64"})
+
+
+class CleanDocumentsConfig(Config):
+    min_chars: int = 100
+    min_words: int = 15
+    min_lid_score: float = Field(default=0.5, ge=0, le=1)
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash Jaccard estimate")
+    max_tokens: int = Field(default=512, ge=16, description="Chunk budget, cut at paragraph/sentence boundaries")
+    remove_boilerplate: bool = True
+    check_min_documents: int = Field(default=5, ge=0, description="Asset check: fewest kept documents")
+    check_min_lid_pass_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
+    check_max_duplicate_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
+
+
+CLEAN_CHECKS = ("min_documents", "lid_pass_rate", "duplicate_rate")
+
+
+@multi_asset(
+    outs={
+        "clean_documents": AssetOut(group_name="corpus", dagster_type=CleanDocumentsFrame, description=(
+            "Normalised, language-checked, de-duplicated text, chunked under a token budget.")),
+        "clean_document_rejects": AssetOut(group_name="corpus", dagster_type=RejectsFrame, description=(
+            "Documents dropped by cleaning, as they were, with the reason.")),
+    },
+    partitions_def=language_partitions,
+    check_specs=[AssetCheckSpec(name, asset="clean_documents") for name in CLEAN_CHECKS],
+)
+def clean_documents(
+    context: AssetExecutionContext,
+    config: CleanDocumentsConfig,
+    wikipedia_articles: pd.DataFrame,
+    bbc_articles: pd.DataFrame,
+):
+    lang = partition_language(context.partition_key)
+    docs = pd.concat([wikipedia_articles, bbc_articles], ignore_index=True, sort=False)
+    result = clean_corpus(docs, lang, CleaningConfig(
+        min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
+        near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
+        remove_boilerplate=config.remove_boilerplate,
+    ))
+    clean = result.clean
+    yield Output(clean, output_name="clean_documents", metadata={
+        "documents_in": len(docs),
+        "documents_kept": int(clean["doc_id"].nunique()) if not clean.empty else 0,
+        "chunks": len(clean),
+        "tokens": int(clean["n_tokens"].sum()) if not clean.empty else 0,
+        "lid_method": result.lid_method,
+        "stats": MetadataValue.json(result.stats),
+        "preview": MetadataValue.md(markdown_preview(clean, ["source", "title", "n_tokens", "lid_score", "text"])),
+        "token_histogram": MetadataValue.md(
+            markdown_histogram(clean["n_tokens"], [0, 32, 64, 128, 256, 512, 1024], "tokens per chunk")),
+        **drop_metadata(result.drop_counts),
+    })
+    yield Output(result.rejects, output_name="clean_document_rejects",
+                 metadata={"rejects": len(result.rejects), **drop_metadata(result.drop_counts)})
+    documents_in, kept = len(docs), int(result.stats.get("documents_kept", 0))
+    outcomes = {
+        "min_documents": min_documents(kept, config.check_min_documents),
+        "lid_pass_rate": lid_pass_rate(result.drop_counts, documents_in, config.check_min_lid_pass_rate),
+        "duplicate_rate": duplicate_rate(result.drop_counts, documents_in, config.check_max_duplicate_rate),
+    }
+    for name, outcome in outcomes.items():
+        yield AssetCheckResult(
+            check_name=name, asset_key="clean_documents", passed=outcome.passed,
+            severity=AssetCheckSeverity.WARN, description=outcome.description,
+            metadata={"value": outcome.value, "lid_method": result.lid_method},
+        )

@@ -104,6 +104,6 @@ def test_wrong_frame_fails_at_the_boundary(tmp_path: Path) -> None:
     result = materialize([broken_documents], partition_key="yor", raise_on_error=False,
                          resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path))})
     assert not result.success
-    failure = [e for e in result.all_events if e.is_failure][0]
+    failure = next(e for e in result.all_events if e.is_failure)
     assert "source" in str(failure.event_specific_data)
     assert not (tmp_path / "broken_documents").exists()
