@@ -27,7 +27,7 @@ instance: install
 
 # The main job, offline: corpus stages for one language from the shipped sample inputs.
 sample: instance
-	$(BIN)/dagster job execute -m instruct_global.definitions -j sample_dataset_job \
+	$(BIN)/dagster job execute -m instruct_global.definitions -j sample_corpus_job \
 	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}'
 	@echo
 	@echo "Results: $(INSTRUCT_GLOBAL_DATA_DIR)/<asset>/$(LANG_KEY).parquet"

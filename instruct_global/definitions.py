@@ -1,25 +1,31 @@
 """The one Definitions object of the code location.
 
-Resources are chosen here; secrets come only through ``EnvVar`` and are read at run time.
+Backends are chosen here from the environment (see resources/selection.py and the README);
+secrets come only through ``EnvVar`` and are read at run time.
 """
 
 from __future__ import annotations
 
+import os
+
 from dagster import Definitions, load_assets_from_modules
 
-from instruct_global import jobs, schedules
-from instruct_global.assets import corpus
+from instruct_global import jobs, schedules, sensors
+from instruct_global.assets import corpus, generate, translate
 from instruct_global.resources.http import HttpFetcherResource
 from instruct_global.resources.parquet_io import PartitionedParquetIOManager
+from instruct_global.resources.selection import select_resources
 
-all_assets = load_assets_from_modules([corpus])
+all_assets = load_assets_from_modules([corpus, generate, translate])
 
 defs = Definitions(
     assets=all_assets,
-    jobs=[jobs.dataset_job, jobs.sample_dataset_job],
+    jobs=[jobs.corpus_job, jobs.sample_corpus_job, jobs.dataset_job],
     schedules=[schedules.weekly_dataset_backfill],
+    sensors=[sensors.review_inbox_sensor],
     resources={
         "io_manager": PartitionedParquetIOManager(),
         "http": HttpFetcherResource(),
+        **select_resources(os.environ),
     },
 )

@@ -1,4 +1,4 @@
-"""Jobs: the dataset job (corpus → export) and its offline sample variant."""
+"""Jobs: the corpus job, its offline sample variant, and the dataset job (corpus → target language)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from dagster import AssetSelection, PartitionedConfig, define_asset_job
 from instruct_global.partitions import language_partitions
 
 corpus_selection = AssetSelection.groups("corpus")
-dataset_selection = AssetSelection.groups("corpus")
+dataset_selection = AssetSelection.groups("corpus", "generate", "translate")
 
-# The same assets, live: Wikipedia's API and bbc.com (needs the network).
+corpus_job = define_asset_job(
+    "corpus_job",
+    selection=corpus_selection,
+    partitions_def=language_partitions,
+    description="Clean corpora for one language from its Wikipedia, its BBC service and the user's datasets.",
+)
+
 dataset_job = define_asset_job(
     "dataset_job",
     selection=dataset_selection,
     partitions_def=language_partitions,
-    description="Corpus to dataset for one language partition, from the live sources.",
+    description="Corpus to reviewed target-language instructions for one language (needs the LLM and translator).",
 )
 
 # Offline: the shipped sample Wikipedia dump and saved BBC pages go through the same parsing and
@@ -25,13 +31,13 @@ dataset_job = define_asset_job(
 SAMPLE_RUN_CONFIG_PATH = Path(__file__).parent / "configs" / "sample_run.yaml"
 SAMPLE_RUN_CONFIG = yaml.safe_load(SAMPLE_RUN_CONFIG_PATH.read_text(encoding="utf-8"))
 
-sample_dataset_job = define_asset_job(
-    "sample_dataset_job",
-    selection=dataset_selection,
+sample_corpus_job = define_asset_job(
+    "sample_corpus_job",
+    selection=corpus_selection,
     partitions_def=language_partitions,
     # a PartitionedConfig, not a plain dict: the CLI's partition tag would otherwise replace it
     config=PartitionedConfig(
         partitions_def=language_partitions, run_config_for_partition_key_fn=lambda _key: SAMPLE_RUN_CONFIG
     ),
-    description="The dataset job on the shipped offline samples (data/samples); run from the repository root.",
+    description="The corpus job on the shipped offline samples (data/samples); run from the repository root.",
 )

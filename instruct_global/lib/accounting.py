@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -28,9 +28,8 @@ class CallStats:
         self.add(**other.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_lock", None)
-        return data
+        # not dataclasses.asdict: it deep-copies every field, and a lock cannot be copied
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
     def as_metadata(self, prefix: str = "") -> dict[str, float | int]:
         """Flat numbers for Dagster metadata (``llm_calls``, ``llm_cost_usd`` ...)."""

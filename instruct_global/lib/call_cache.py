@@ -170,13 +170,17 @@ class SQLiteCallCache(CallCache):
 
 
 class PostgresCallCache(CallCache):
-    """The same store in PostgreSQL, for runs on several machines sharing one cache."""
+    """The same store in PostgreSQL, for runs on several machines sharing one cache.
+
+    psycopg2 (which dagster-postgres already needs), not psycopg 3: with psycopg 3 installed,
+    SQLAlchemy 2.1 picks it for ``postgresql://`` and Dagster's Postgres storage then fails.
+    """
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        import psycopg  # lazy: only deployments with a server database need it
+        import psycopg2  # lazy: only deployments with a server database need it
 
-        self._psycopg = psycopg
+        self._psycopg2 = psycopg2
         self._url = url
         self._local = threading.local()
         with self._conn().cursor() as cur:
@@ -191,7 +195,8 @@ class PostgresCallCache(CallCache):
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            conn = self._psycopg.connect(self._url, autocommit=True)
+            conn = self._psycopg2.connect(self._url)
+            conn.autocommit = True
             self._local.conn = conn
         return conn
 
@@ -205,12 +210,21 @@ class PostgresCallCache(CallCache):
         return found
 
     def _put_many(self, rows: list[tuple[str, str, str, float, str]]) -> None:
-        with self._conn().transaction(), self._conn().cursor() as cur:
-            cur.executemany(
-                "INSERT INTO instruct_global_calls (key, backend, model, created_at, value) "
-                "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (key) DO NOTHING",
-                rows,
-            )
+        conn = self._conn()
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO instruct_global_calls (key, backend, model, created_at, value) "
+                    "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (key) DO NOTHING",
+                    rows,
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.autocommit = True
 
     def get_state(self, name: str) -> dict[str, Any] | None:
         with self._conn().cursor() as cur:

@@ -340,6 +340,7 @@ _HEADER_RE = re.compile(
     (.*)$""",
     re.IGNORECASE | re.VERBOSE,
 )
+_NUMBERED_RE = re.compile(r"^[ \t]*\d{1,4}[ \t]*[.):]")
 _EMPTY_INPUTS = {"", "<noinput>", "<no input>", "noinput", "no input", "none", "<none>", "(none)", "n/a",
                  "-", "empty", '""', "''", "null", "nil"}  # fmt: skip
 
@@ -445,8 +446,13 @@ def parse_numbered_instructions(
     result = ParseResult()
     if not text or not text.strip():
         return result
-    # Prose without any field line (a preamble, a cut-off header) is not an item.
-    items = [it for it in _split_items(text) if it.fields]
+    # Prose without any field line (a preamble, a closing remark) is not an item; a numbered block
+    # without one ("10. Instruction" with no colon) was an attempt at an item: malformed.
+    split = _split_items(text)
+    if finish_reason in ("length", "max_tokens") and split and not split[-1].fields:
+        split.pop()  # a header cut off mid-word is no item at all
+    result.malformed += sum(1 for it in split if not it.fields and it.lead and _NUMBERED_RE.match(it.lead[0]))
+    items = [it for it in split if it.fields]
     if finish_reason in ("length", "max_tokens") and items and not items[-1].closed:
         items.pop()
         result.truncated_dropped = 1

@@ -297,6 +297,9 @@ WELL_FORMED = "\n###\n".join(_item(n, f"Task {n}.") for n in (3, 4, 5))
         ("I am sorry, I cannot do that.", "stop", ([], 0, 0)),
         ("###\n###\n###", "stop", ([], 0, 0)),
         ("Output:\nonly an output", "stop", ([], 1, 0)),
+        # a numbered block whose header lost its colon was an attempt at an item: counted
+        ("\n###\n".join([_item(3, "Task 3."), "4. Instruction\nlost its colon", _item(5, "Task 5.")]), "stop",
+         (["Task 3.", "Task 5."], 1, 0)),
     ],
 )  # fmt: skip
 def test_parse_numbered_instructions(text: str, finish: str, expected: tuple) -> None:

@@ -1,0 +1,48 @@
+"""Where review sheets go out, come back, and are kept once applied (all under the data dir)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SHEET_SUFFIXES = (".csv", ".xlsx")
+
+
+@dataclass(frozen=True)
+class ReviewPaths:
+    root: Path
+    lang: str
+
+    @property
+    def outbox_csv(self) -> Path:
+        return self.root / "outbox" / f"{self.lang}.csv"
+
+    @property
+    def outbox_xlsx(self) -> Path:
+        return self.root / "outbox" / f"{self.lang}.xlsx"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store" / f"{self.lang}.jsonl"
+
+    def returned_sheets(self) -> list[Path]:
+        """Sheets waiting in the inbox for this language: ``<lang>.csv`` / ``<lang>.xlsx``."""
+        return [p for p in (self.inbox_dir / f"{self.lang}{s}" for s in SHEET_SUFFIXES) if p.is_file()]
+
+    def archive(self, sheet: Path) -> Path:
+        """Move an applied sheet out of the inbox (kept, time-stamped), so it is not applied twice."""
+        target = self.root / "processed" / f"{time.strftime('%Y%m%dT%H%M%S')}-{sheet.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if sheet.resolve().parent == self.inbox_dir.resolve():
+            os.replace(sheet, target)
+        return target
+
+
+def review_paths(data_dir: Path, lang: str) -> ReviewPaths:
+    return ReviewPaths(data_dir / "review", lang)

@@ -1,0 +1,102 @@
+"""Which backends a deployment uses, chosen from environment variables when definitions load.
+
+Only the *choice* (backend and model names, URLs, limits) is read here; secrets stay ``EnvVar``
+references that Dagster resolves at run time, so no key is ever read, logged or stored by us.
+
+| variable | values (default first) |
+|---|---|
+| INSTRUCT_GLOBAL_LLM | local, openai, openai-compatible, anthropic |
+| INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5 |
+| INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama) |
+| INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
+| INSTRUCT_GLOBAL_TRANSLATOR | nllb, google |
+| INSTRUCT_GLOBAL_NLLB_MODEL | facebook/nllb-200-distilled-600M (or a local folder) |
+| GOOGLE_CLOUD_PROJECT, INSTRUCT_GLOBAL_GOOGLE_LOCATION | google: project id; location (global) |
+| OPENAI_API_KEY, ANTHROPIC_API_KEY, INSTRUCT_GLOBAL_LLM_API_KEY | secrets, read at run time only |
+| GOOGLE_APPLICATION_CREDENTIALS | google: the standard credentials file |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import EnvVar
+
+from instruct_global.resources.call_cache import CallCacheResource
+from instruct_global.resources.llm import LLMResource
+from instruct_global.resources.llm_anthropic import AnthropicLLM
+from instruct_global.resources.llm_local import LocalTransformersLLM
+from instruct_global.resources.llm_openai import OpenAIChatLLM, OpenAICompatibleLLM
+from instruct_global.resources.translation import TranslatorResource
+from instruct_global.resources.translation_google import GoogleTranslator
+from instruct_global.resources.translation_nllb import NLLBTranslator
+
+LLM_BACKENDS = ("local", "openai", "openai-compatible", "anthropic")
+TRANSLATORS = ("nllb", "google")
+DEFAULT_MODELS = {"local": "Qwen/Qwen2.5-1.5B-Instruct", "openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+
+
+class BackendSelectionError(ValueError):
+    pass
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0]).strip().lower() or allowed[0]
+    if value not in allowed:
+        raise BackendSelectionError(f"{name}={value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BackendSelectionError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def select_llm(env: Mapping[str, str], cache: CallCacheResource) -> LLMResource:
+    backend = _choice(env, "INSTRUCT_GLOBAL_LLM", LLM_BACKENDS)
+    model = env.get("INSTRUCT_GLOBAL_LLM_MODEL") or DEFAULT_MODELS.get(backend)
+    if not model:
+        raise BackendSelectionError("INSTRUCT_GLOBAL_LLM=openai-compatible needs INSTRUCT_GLOBAL_LLM_MODEL")
+    limits: dict[str, Any] = {
+        k: v for k, v in {
+            "max_concurrency": _int(env, "INSTRUCT_GLOBAL_LLM_CONCURRENCY"),
+            "requests_per_minute": _int(env, "INSTRUCT_GLOBAL_LLM_RPM"),
+            "tokens_per_minute": _int(env, "INSTRUCT_GLOBAL_LLM_TPM"),
+        }.items() if v is not None
+    }  # fmt: skip
+    if backend == "openai":
+        return OpenAIChatLLM(model=model, cache=cache, api_key=EnvVar("OPENAI_API_KEY"), **limits)
+    if backend == "anthropic":
+        return AnthropicLLM(model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), **limits)
+    if backend == "openai-compatible":
+        base_url = env.get("INSTRUCT_GLOBAL_LLM_BASE_URL")
+        if not base_url:
+            raise BackendSelectionError("INSTRUCT_GLOBAL_LLM=openai-compatible needs INSTRUCT_GLOBAL_LLM_BASE_URL")
+        key = EnvVar("INSTRUCT_GLOBAL_LLM_API_KEY") if env.get("INSTRUCT_GLOBAL_LLM_API_KEY") else None
+        return OpenAICompatibleLLM(model=model, cache=cache, base_url=base_url, api_key=key, **limits)
+    return LocalTransformersLLM(model=model, cache=cache, **limits)
+
+
+def select_translator(env: Mapping[str, str], cache: CallCacheResource) -> TranslatorResource:
+    backend = _choice(env, "INSTRUCT_GLOBAL_TRANSLATOR", TRANSLATORS)
+    if backend == "google":
+        if not env.get("GOOGLE_CLOUD_PROJECT"):
+            raise BackendSelectionError("INSTRUCT_GLOBAL_TRANSLATOR=google needs GOOGLE_CLOUD_PROJECT")
+        return GoogleTranslator(
+            cache=cache, project_id=EnvVar("GOOGLE_CLOUD_PROJECT"),
+            location=env.get("INSTRUCT_GLOBAL_GOOGLE_LOCATION", "global"),
+        )
+    return NLLBTranslator(
+        cache=cache, model_name=env.get("INSTRUCT_GLOBAL_NLLB_MODEL", "facebook/nllb-200-distilled-600M")
+    )
+
+
+def select_resources(env: Mapping[str, str]) -> dict[str, Any]:
+    cache = CallCacheResource()
+    return {"call_cache": cache, "llm": select_llm(env, cache), "translator": select_translator(env, cache)}
