@@ -175,3 +175,76 @@ def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path:
     assert after.loc[second["id"], "review_status"] == "approved"
     assert after.loc[third["id"], "review_status"] == "rejected"
     assert flagged == {first["id"]}
+
+
+def _unused_llm(tmp_path: Path):
+    """The graph's LLM resource; these tests select only translation, so it is never called."""
+    from instruct_global.resources.llm_openai import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(model="unused", base_url="http://127.0.0.1:9/v1",
+                               cache=CallCacheResource(url=str(tmp_path / "llm.sqlite")))
+
+
+def _english_frames(data_dir: Path) -> None:
+    """Upstream English rows written as the generate stage would have (no LLM needed here)."""
+    common = {"max_rouge_l": float("nan")}
+    templates = pd.DataFrame([
+        {"instruction_id": "t1", "category": "question-answer", "instruction_en": "Explain this proverb: {variable_1}",
+         "input_en": "", "output_en": "{variable_2}", "origin": "template", "dataset": "yoruba_proverbs", "quota": 2},
+        {"instruction_id": "t2", "category": "question-answer",
+         "instruction_en": "What does the saying mean? Answer in two sentences. Keep it short.",
+         "input_en": "{variable_1}", "output_en": "{variable_2}", "origin": "template", "dataset": "yoruba_proverbs",
+         "quota": 2},
+    ]).assign(**common)
+    tasks = pd.DataFrame([
+        {"instruction_id": "s1", "category": "brainstorming", "instruction_en": "List three ways to save water at home.",
+         "input_en": "", "output_en": "Fix leaks. Collect rain water. Turn off taps.", "origin": "self_instruct",
+         "dataset": ""},
+    ]).assign(**common)
+    for name, frame in (("skeleton_questions", templates), ("self_instruct_instructions", tasks)):
+        (data_dir / name).mkdir(parents=True)
+        frame.to_parquet(data_dir / name / "yor.parquet", index=False)
+
+
+def test_translation_through_the_nllb_code_path_on_a_tiny_model(data_dir: Path, tmp_path: Path) -> None:
+    """The real transformers NLLB path end to end; random weights give junk, so the checks decide."""
+    from instruct_global.resources.translation_nllb import NLLBTranslator
+    from instruct_global_tests.fixtures.tiny_nllb import build_tiny_nllb
+
+    _english_frames(data_dir)
+    model = build_tiny_nllb(tmp_path / "tiny-nllb")
+
+    def run():
+        translator = NLLBTranslator(cache=CallCacheResource(url=str(tmp_path / "calls.sqlite")), model_name=str(model),
+                                    device="cpu", num_beams=1, max_length_ratio=1.5, max_new_tokens=24)
+        return materialize(ALL, partition_key="yor", selection=[translated_instructions],
+                           resources={"io_manager": PartitionedParquetIOManager(), "translator": translator,
+                                      "llm": _unused_llm(tmp_path)})
+
+    first = run()
+    assert first.success
+    kept, rejects = _read(data_dir, "translated_instructions"), _read(data_dir, "translation_rejects")
+    assert len(kept) + len(rejects) == 3
+    for _, row in kept.iterrows():  # whatever survived holds exactly its placeholders
+        for field in ("instruction", "input", "output"):
+            assert sorted(find_placeholders(row[field])) == sorted(find_placeholders(row[f"{field}_en"]))
+    assert (rejects["reason"].str.len() > 0).all()
+    meta = first.asset_materializations_for_node("translated_instructions")[0].metadata
+    assert meta["backend"].value == "nllb" and meta["mt/calls"].value > 0
+    second = run()
+    assert second.asset_materializations_for_node("translated_instructions")[0].metadata["mt/calls"].value == 0
+
+
+def test_language_without_a_backend_fails_naming_language_and_backend(data_dir: Path, tmp_path: Path) -> None:
+    from instruct_global.resources.translation_nllb import NLLBTranslator
+
+    _english_frames(data_dir)
+    (data_dir / "skeleton_questions" / "yor.parquet").rename(data_dir / "skeleton_questions" / "pcm.parquet")
+    (data_dir / "self_instruct_instructions" / "yor.parquet").rename(data_dir / "self_instruct_instructions" / "pcm.parquet")
+    translator = NLLBTranslator(cache=CallCacheResource(url=str(tmp_path / "c.sqlite")), model_name="unused")
+    result = materialize(ALL, partition_key="pcm", selection=[translated_instructions], raise_on_error=False,
+                         resources={"io_manager": PartitionedParquetIOManager(), "translator": translator,
+                                      "llm": _unused_llm(tmp_path)})
+    assert not result.success
+    failure = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data)
+    assert "Nigerian Pidgin (pcm)" in failure and "'nllb'" in failure
