@@ -58,3 +58,23 @@ RejectsFrame = create_dagster_pandas_dataframe_type(
     description="Rows a filter dropped, as they were, plus the reason.",
     columns=[PandasColumn.string_column("reason", non_nullable=True)],
 )
+
+EnglishInstructionsFrame = create_dagster_pandas_dataframe_type(
+    name="EnglishInstructionsFrame",
+    description="English instructions or templates: instruction_id, category, *_en fields, origin, dataset.",
+    columns=[
+        PandasColumn.string_column("instruction_id", non_nullable=True, unique=True),
+        *_strings("category", "instruction_en", "input_en", "output_en", "origin", "dataset"),
+        PandasColumn.float_column("max_rouge_l", ignore_missing_vals=True, min_value=0.0, max_value=1.0),
+    ],
+)
+
+TargetRowsFrame = create_dagster_pandas_dataframe_type(
+    name="TargetRowsFrame",
+    description="Target-language rows with the English they came from, provenance ids, checks and review status.",
+    columns=[
+        PandasColumn.string_column("id", non_nullable=True, unique=True),
+        *_strings("lang", "category", "instruction", "input", "output", "instruction_en", "input_en", "output_en",
+                  "origin", "instruction_id", "checks", "review_status"),
+    ],
+)

@@ -1,6 +1,7 @@
 """English instruction generation: skeleton templates per source dataset, and self-instruct."""
 # No "from __future__ import annotations": Dagster reads these annotations at definition time.
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +9,7 @@ from dagster import AssetExecutionContext, AssetIn, AssetOut, Config, MetadataVa
 from pydantic import Field
 
 from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
+from instruct_global.frames import EnglishInstructionsFrame, RejectsFrame
 from instruct_global.lib.categories import DEFAULT_MIX, normalise_mix
 from instruct_global.lib.report import markdown_counts, markdown_histogram, markdown_preview
 from instruct_global.lib.self_instruct import FilterConfig, load_seed_tasks
@@ -15,6 +17,7 @@ from instruct_global.lib.self_instruct_loop import SelfInstructSettings, run_sel
 from instruct_global.lib.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.llm import LLMResource
+from instruct_global.resources.selection import llm_pool
 
 PREVIEW_COLUMNS = ["category", "instruction_en", "input_en", "output_en"]
 
@@ -46,13 +49,14 @@ class SelfInstructConfig(Config):
 
 @multi_asset(
     outs={
-        "skeleton_questions": AssetOut(group_name="generate", description=(
+        "skeleton_questions": AssetOut(group_name="generate", dagster_type=EnglishInstructionsFrame, description=(
             "English instruction templates with {variable_N} placeholders, per source dataset, with exact quotas.")),
-        "skeleton_question_rejects": AssetOut(group_name="generate", description="Templates rejected, with reason."),
+        "skeleton_question_rejects": AssetOut(group_name="generate", dagster_type=RejectsFrame,
+                                              description="Templates rejected, with reason."),
     },
     ins={"source_records": AssetIn()},
     partitions_def=language_partitions,
-    pool="llm_api",
+    pool=llm_pool(os.environ),
 )
 def skeleton_questions(
     context: AssetExecutionContext, config: SkeletonConfig, llm: LLMResource, source_records: pd.DataFrame
@@ -83,12 +87,14 @@ def skeleton_questions(
 
 @multi_asset(
     outs={
-        "self_instruct_instructions": AssetOut(group_name="generate", description=(
+        "self_instruct_instructions": AssetOut(group_name="generate", dagster_type=EnglishInstructionsFrame,
+                                               description=(
             "New English instructions bootstrapped from seed tasks; ROUGE-L < threshold against everything kept.")),
-        "self_instruct_rejects": AssetOut(group_name="generate", description="Generated tasks dropped, with reason."),
+        "self_instruct_rejects": AssetOut(group_name="generate", dagster_type=RejectsFrame,
+                                          description="Generated tasks dropped, with reason."),
     },
     partitions_def=language_partitions,
-    pool="llm_api",
+    pool=llm_pool(os.environ),
 )
 def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstructConfig, llm: LLMResource):
     lang = partition_language(context.partition_key)

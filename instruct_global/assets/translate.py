@@ -2,6 +2,7 @@
 # No "from __future__ import annotations": Dagster reads these annotations at definition time.
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from dagster import (
 from pydantic import Field
 
 from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
+from instruct_global.frames import RejectsFrame, TargetRowsFrame
 from instruct_global.languages import Language, UnsupportedLanguageError
 from instruct_global.lib.langid import identify
 from instruct_global.lib.report import markdown_counts, markdown_preview
@@ -34,6 +36,7 @@ from instruct_global.lib.target_rows import TARGET_COLUMNS, fill_templates, tran
 from instruct_global.lib.translation_checks import TranslationCheckConfig
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.parquet_io import resolve_data_dir
+from instruct_global.resources.selection import translation_pool
 from instruct_global.resources.translation import TranslatorResource
 
 PREVIEW = ["category", "instruction", "input", "output"]
@@ -60,14 +63,15 @@ def _require_backend(translator: TranslatorResource, lang: Language) -> None:
 
 @multi_asset(
     outs={
-        "translated_instructions": AssetOut(group_name="translate", description=(
+        "translated_instructions": AssetOut(group_name="translate", dagster_type=TargetRowsFrame, description=(
             "Skeleton templates and self-instruct instructions in the target language; placeholders verified, "
             "every output checked.")),
-        "translation_rejects": AssetOut(group_name="translate", description="Rows that failed a check, with reasons."),
+        "translation_rejects": AssetOut(group_name="translate", dagster_type=RejectsFrame,
+                                        description="Rows that failed a check, with reasons."),
     },
     ins={"skeleton_questions": AssetIn(), "self_instruct_instructions": AssetIn()},
     partitions_def=language_partitions,
-    pool="translation",
+    pool=translation_pool(os.environ),
 )
 def translated_instructions(
     context: AssetExecutionContext,
@@ -111,6 +115,7 @@ def translated_instructions(
     group_name="translate",
     partitions_def=language_partitions,
     ins={"translated_instructions": AssetIn(), "source_records": AssetIn(), "skeleton_questions": AssetIn()},
+    dagster_type=TargetRowsFrame,
     description="Translated templates filled with the source records' values (never machine-translated), "
     "exactly the quota per dataset and category.",
 )
@@ -144,6 +149,7 @@ class ReviewedConfig(Config):
     group_name="translate",
     partitions_def=language_partitions,
     ins={"filled_instructions": AssetIn(), "translated_instructions": AssetIn()},
+    dagster_type=TargetRowsFrame,
     description="Target-language instructions with every stored human review applied (edits by stable id).",
 )
 def reviewed_instructions(

@@ -100,3 +100,13 @@ def select_translator(env: Mapping[str, str], cache: CallCacheResource) -> Trans
 def select_resources(env: Mapping[str, str]) -> dict[str, Any]:
     cache = CallCacheResource()
     return {"call_cache": cache, "llm": select_llm(env, cache), "translator": select_translator(env, cache)}
+
+
+def llm_pool(env: Mapping[str, str]) -> str:
+    """Concurrency pool of LLM steps: the one-GPU pool for a local model, else the API pool."""
+    return "gpu" if _choice(env, "INSTRUCT_GLOBAL_LLM", LLM_BACKENDS) == "local" else "llm_api"
+
+
+def translation_pool(env: Mapping[str, str]) -> str:
+    """Concurrency pool of translation steps: NLLB runs on the GPU, Google is an API."""
+    return "gpu" if _choice(env, "INSTRUCT_GLOBAL_TRANSLATOR", TRANSLATORS) == "nllb" else "translation_api"

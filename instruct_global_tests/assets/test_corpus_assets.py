@@ -107,3 +107,32 @@ def test_wrong_frame_fails_at_the_boundary(tmp_path: Path) -> None:
     failure = next(e for e in result.all_events if e.is_failure)
     assert "source" in str(failure.event_specific_data)
     assert not (tmp_path / "broken_documents").exists()
+
+
+def test_clean_documents_counts_every_drop_and_runs_its_checks(tmp_path: Path) -> None:
+    from instruct_global.assets.corpus import clean_documents
+    from instruct_global_tests.conftest import REPO_ROOT
+
+    samples = REPO_ROOT / "data" / "samples"
+    config = {
+        "wikipedia_articles": {"config": {"source": "dump",
+                                          "dump_path": str(samples / "wikipedia" / "{wiki}wiki-sample-pages-articles.xml.bz2")}},
+        "bbc_articles": {"config": {"source": "saved", "saved_pages_dir": str(samples / "bbc" / "{service}")}},
+        "clean_documents": {"config": {"max_tokens": 128}},
+    }
+    result = materialize(
+        [wikipedia_articles, bbc_articles, clean_documents], partition_key="hau", run_config={"ops": config},
+        resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path)), "http": FAST_HTTP},
+    )
+    assert result.success
+    clean = pd.read_parquet(tmp_path / "clean_documents" / "hau.parquet")
+    rejects = pd.read_parquet(tmp_path / "clean_document_rejects" / "hau.parquet")
+    assert (clean["n_tokens"] <= 128).all() and clean["chunk_id"].is_unique
+    assert clean.groupby("doc_id").size().max() > 1  # the long article was chunked
+    assert sorted(rejects["reason"]) == sorted(
+        ["exact_duplicate", "near_duplicate", "wrong_language", "too_short", "empty_after_cleaning"])
+    meta = result.asset_materializations_for_node("clean_documents")[0].metadata
+    assert meta["dropped_total"].value == len(rejects) == 5
+    assert meta["lid_method"].value == "langid"
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"min_documents": True, "lid_pass_rate": True, "duplicate_rate": True}

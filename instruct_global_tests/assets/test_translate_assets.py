@@ -169,11 +169,30 @@ def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path:
     skeletons.loc[skeletons["instruction_id"] == first["instruction_id"], "instruction_en"] += " Be brief."
     skeletons.to_parquet(data_dir / "skeleton_questions" / "yor.parquet", index=False)
     (inbox / "yor.xlsx").unlink()
+
+    # --- a valid XLSX comes back: one more approval, applied through the sensor ---------------
+    book = openpyxl.load_workbook(xlsx)
+    table = book.active
+    header = [c.value for c in table[1]]
+    template_of = dict(zip(filled["id"], filled["instruction_id"], strict=True))
+    row_number = next(r for r in range(2, table.max_row + 1)
+                      if template_of.get(table.cell(row=r, column=header.index("id") + 1).value)
+                      not in (None, first["instruction_id"]))
+    fourth_id = table.cell(row=row_number, column=header.index("id") + 1).value
+    table.cell(row=row_number, column=header.index("approved") + 1, value="Yes")
+    book.save(inbox / "yor.xlsx")
+    requests = list(review_inbox_sensor(build_sensor_context()))
+    assert [r.partition_key for r in requests] == ["yor"]
+    assert materialize(ALL, partition_key="yor", resources=resources, run_config=requests[0].run_config,
+                       selection=[reviewed_instructions, review_sheet]).success
+    assert _read(data_dir, "reviewed_instructions").set_index("id").loc[fourth_id, "review_status"] == "approved"
+    assert not (inbox / "yor.xlsx").exists()
     assert _run(ALL, resources, config={}, selection=DOWNSTREAM).success
     after = _read(data_dir, "reviewed_instructions").set_index("id")
     flagged = set(after.index[after["review_status"] == "needs_review_again"])
     assert after.loc[second["id"], "review_status"] == "approved"
     assert after.loc[third["id"], "review_status"] == "rejected"
+    assert after.loc[fourth_id, "review_status"] == "approved"
     assert flagged == {first["id"]}
 
 
