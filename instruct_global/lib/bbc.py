@@ -249,18 +249,23 @@ class BbcScraper:
             self.stats.errors["no_text"] += 1
             return None
         # The listed URL, not a redirect target, so doc_id stays stable across runs.
-        return {
-            "doc_id": make_doc_id(SOURCE, url),
-            "lang": self.lang,
-            "source": SOURCE,
-            "url": url,
-            "title": article.title,
-            "published": article.published,
-            "text": article.text,
-            "license": LICENSE,
-            "retrieved_at": utc_now_iso(),
-            "service": self.service,
-        }
+        return article_row(url, article, self.service, self.lang)
+
+
+def article_row(url: str, article: ExtractedArticle, service: str, lang: str) -> dict[str, Any]:
+    """One row of the documents contract for an extracted article."""
+    return {
+        "doc_id": make_doc_id(SOURCE, url),
+        "lang": lang,
+        "source": SOURCE,
+        "url": url,
+        "title": article.title,
+        "published": article.published,
+        "text": article.text,
+        "license": LICENSE,
+        "retrieved_at": utc_now_iso(),
+        "service": service,
+    }
 
 
 def parse_sitemap(content: bytes, max_bytes: int) -> tuple[str, list[str]]:

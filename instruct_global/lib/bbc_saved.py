@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from instruct_global.lib.bbc import LICENSE, SOURCE, extract_article
-from instruct_global.lib.http_fetch import decode_bytes, detect_encoding, make_doc_id, utc_now_iso
+from instruct_global.lib.bbc import article_row, extract_article
+from instruct_global.lib.http_fetch import decode_bytes, detect_encoding
 
 _CANONICAL = re.compile(r"""<link[^>]+rel=["']canonical["'][^>]*href=["']([^"']+)["']""", re.IGNORECASE)
 
@@ -33,15 +33,4 @@ def iter_saved_articles(folder: Path, service: str, lang: str, max_articles: int
         if article is None:
             continue
         count += 1
-        yield {
-            "doc_id": make_doc_id(SOURCE, url),
-            "lang": lang,
-            "source": SOURCE,
-            "url": url,
-            "title": article.title,
-            "published": article.published,
-            "text": article.text,
-            "license": LICENSE,
-            "retrieved_at": utc_now_iso(),
-            "service": service,
-        }
+        yield article_row(url, article, service, lang)

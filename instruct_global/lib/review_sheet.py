@@ -30,10 +30,8 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ import pandas as pd
 import regex
 from ftfy.badness import is_bad
 
+from instruct_global.lib.atomic import atomic_write
 from instruct_global.lib.placeholder_protection import placeholder_mismatches, placeholder_mismatches_against
 
 FIELDS = ("instruction", "input", "output")
@@ -284,26 +283,6 @@ def build_review_sheet(rows: pd.DataFrame) -> pd.DataFrame:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Temp file in the same folder, fsync, rename: a reviewer never opens half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _write_csv(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
     # utf-8-sig: the BOM is how Excel knows the file is UTF-8 (else ẹ, ọ, ሰ turn to mojibake).
     text = sheet.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -362,9 +341,9 @@ def write_review_sheet(
 ) -> None:
     """Write the sheet as CSV (UTF-8 with BOM) and/or XLSX; each file appears whole or not at all."""
     if csv_path is not None:
-        _atomic_write(Path(csv_path), lambda handle: _write_csv(sheet, handle))
+        atomic_write(Path(csv_path), lambda handle: _write_csv(sheet, handle))
     if xlsx_path is not None:
-        _atomic_write(Path(xlsx_path), lambda handle: _write_xlsx(sheet, handle))
+        atomic_write(Path(xlsx_path), lambda handle: _write_xlsx(sheet, handle))
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -708,7 +687,7 @@ class ReviewStore:
         lines = "".join(
             json.dumps(asdict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in reviews.values()
         )
-        _atomic_write(self.path, lambda handle: handle.write(lines.encode("utf-8")))
+        atomic_write(self.path, lambda handle: handle.write(lines.encode("utf-8")))
         return count
 
 

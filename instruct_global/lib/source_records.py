@@ -29,33 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-CATEGORIES = (
-    "generation",
-    "question-answer",
-    "brainstorming",
-    "chat",
-    "summarisation",
-    "classification",
-    "multiple-choice",
-    "rewrite",
-    "translation",
-    "extraction",
-)
-# Spellings seen in the wild, after lower-casing and turning "_" and spaces into "-".
-_CATEGORY_ALIASES = {
-    "summarization": "summarisation",
-    "summary": "summarisation",
-    "question-answering": "question-answer",
-    "questions-answers": "question-answer",
-    "qa": "question-answer",
-    "multiplechoice": "multiple-choice",
-    "mcq": "multiple-choice",
-    "brainstorm": "brainstorming",
-    "rewriting": "rewrite",
-    "conversation": "chat",
-    "open-generation": "generation",
-    "information-extraction": "extraction",
-}
+from instruct_global.lib.categories import CATEGORIES, is_category
+from instruct_global.lib.categories import normalise_category as _normalise_category
+
 SCHEMA_REQUIRED = ("file_name", "category", "description", "num_variables")
 RECORD_COLUMNS = (
     "record_id",
@@ -85,9 +61,7 @@ class SchemaValidationError(ValueError):
 
 def normalise_category(raw: str) -> str | None:
     """The canonical category for a spelling, or None when it is not one of the ten."""
-    key = "-".join(raw.strip().lower().replace("_", " ").split())
-    key = _CATEGORY_ALIASES.get(key, key)
-    return key if key in CATEGORIES else None
+    return _normalise_category(raw) if is_category(raw) else None
 
 
 def record_variables(row: Any) -> dict[str, str]:

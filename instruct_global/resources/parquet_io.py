@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
+
+from instruct_global.lib.atomic import atomic_write
 
 DATA_DIR_ENV = "INSTRUCT_GLOBAL_DATA_DIR"
 DEFAULT_DATA_DIR = "instruct_global_data"
@@ -20,23 +21,7 @@ def resolve_data_dir(configured: str | None) -> Path:
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Temp file in the same folder, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            frame.to_parquet(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: frame.to_parquet(handle, index=False))
 
 
 class PartitionedParquetIOManager(ConfigurableIOManager):
