@@ -27,6 +27,7 @@ from instruct_global.lib.categories import (
     normalise_category,
 )
 from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.text_tokens import rouge_tokenize
 
 NO_INPUT = "<noinput>"
 
@@ -341,6 +342,7 @@ _HEADER_RE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _NUMBERED_RE = re.compile(r"^[ \t]*\d{1,4}[ \t]*[.):]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _EMPTY_INPUTS = {"", "<noinput>", "<no input>", "noinput", "no input", "none", "<none>", "(none)", "n/a",
                  "-", "empty", '""', "''", "null", "nil"}  # fmt: skip
 
@@ -415,6 +417,8 @@ def _finish(item: _Item) -> dict[str, Any] | None:
         instruction = _joined(item.lead) or None
     if not instruction or "output" not in fields:
         return None
+    if any(_SURROGATE_RE.search(text) for text in (instruction, *fields.values())):
+        return None  # a lone surrogate from the API: no UTF-8 file (Parquet) can hold it
     raw_input = fields.get("input", "")
     category: str | None = None
     if fields.get("category"):
@@ -531,8 +535,8 @@ def filter_instruction(
 ) -> tuple[bool, str | None]:
     """``(keep, reason)`` for one generated task (keys instruction, input, output, category).
 
-    Reasons: empty_instruction, leading_punctuation, too_short, too_long, blacklisted:<word>,
-    programming, empty_output.
+    Reasons: empty_instruction, leading_punctuation, too_short, too_long, not_english,
+    blacklisted:<word>, programming, empty_output.
     """
     config = config or FilterConfig()
     instruction = _field(task, "instruction")
@@ -545,6 +549,10 @@ def filter_instruction(
         return False, "too_short"
     if n_words > config.max_words:
         return False, "too_long"
+    if not rouge_tokenize(instruction):
+        # No a-z/0-9 word at all (e.g. all Ethiopic): not English, and invisible to ROUGE-L, so
+        # the novelty filter would pass every copy of it.
+        return False, "not_english"
     for word, pattern in _blacklist_patterns(config.blacklist):
         if pattern.search(instruction):
             return False, f"blacklisted:{word}"

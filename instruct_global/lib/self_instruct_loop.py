@@ -42,6 +42,9 @@ class SelfInstructSettings:
     rouge_threshold: float = 0.7
     enforce_category_quotas: bool = True
     max_rounds: int = 50
+    # Stop after this many rounds in a row kept nothing (0: never): the quotas left cannot be met,
+    # and the remaining rounds up to max_rounds would be paid for in vain.
+    max_stalled_rounds: int = 3
     exact_score_above: float = 0.3
     temperature: float = 1.0
     filters: FilterConfig = field(default_factory=FilterConfig)
@@ -58,6 +61,7 @@ class SelfInstructResult:
     malformed: int = 0
     truncated_dropped: int = 0
     quotas: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = ""  # target_reached | stalled | max_rounds
 
 
 def run_self_instruct(
@@ -76,13 +80,18 @@ def run_self_instruct(
         novelty.add(seed.instruction)
     quotas = exact_quotas(normalise_mix(mix), settings.target_count)
     kept: list[dict[str, Any]] = []
+    kept_ids: set[str] = set()
     per_category: Counter[str] = Counter()
     rejects: list[dict[str, Any]] = []
     result = SelfInstructResult(instructions=pd.DataFrame(), rejects=pd.DataFrame(), quotas=quotas)
 
+    stalled = 0
     for round_index in range(settings.max_rounds):
         if len(kept) >= settings.target_count:
             break
+        if settings.max_stalled_rounds and stalled >= settings.max_stalled_rounds:
+            break
+        kept_before = len(kept)
         result.rounds += 1
         deficits = _deficit_order(quotas, per_category) if settings.enforce_category_quotas else []
         slots = []
@@ -110,16 +119,26 @@ def run_self_instruct(
             result.reasons["truncated"] += parsed.truncated_dropped
             for task in parsed.tasks:
                 result.seen += 1
-                reason, row = _judge(task, novelty, quotas, per_category, settings, len(kept))
+                reason, row = _judge(task, novelty, quotas, per_category, settings, kept_ids)
                 if reason is None:
                     kept.append(row)
+                    kept_ids.add(row["instruction_id"])
                     per_category[row["category"]] += 1
                 else:
                     result.reasons[reason.split(":")[0]] += 1
                     rejects.append({**row, "reason": reason})
+        stalled = 0 if len(kept) > kept_before else stalled + 1
+    if len(kept) >= settings.target_count:
+        result.stop_reason = "target_reached"
+    elif settings.max_stalled_rounds and stalled >= settings.max_stalled_rounds:
+        result.stop_reason = "stalled"
+    else:
+        result.stop_reason = "max_rounds"
     result.reasons = Counter({k: v for k, v in result.reasons.items() if v})
-    result.instructions = pd.DataFrame(kept, columns=list(ENGLISH_COLUMNS))
-    result.rejects = pd.DataFrame(rejects, columns=[*ENGLISH_COLUMNS, "reason"])
+    # float even when empty: the frame contract rejects an object max_rouge_l
+    as_float = {"max_rouge_l": "float64"}
+    result.instructions = pd.DataFrame(kept, columns=list(ENGLISH_COLUMNS)).astype(as_float)
+    result.rejects = pd.DataFrame(rejects, columns=[*ENGLISH_COLUMNS, "reason"]).astype(as_float)
     return result
 
 
@@ -135,7 +154,7 @@ def _judge(
     quotas: Mapping[str, int],
     per_category: Counter[str],
     settings: SelfInstructSettings,
-    n_kept: int,
+    kept_ids: set[str],
 ) -> tuple[str | None, dict[str, Any]]:
     category = category_of(task)
     row: dict[str, Any] = {
@@ -148,13 +167,16 @@ def _judge(
         "dataset": "",
         "max_rouge_l": math.nan,
     }
-    if n_kept >= settings.target_count:
+    if len(kept_ids) >= settings.target_count:
         return "target_reached", row
     keep, reason = filter_instruction(task, settings.filters)
     if not keep:
         return reason, row
     if settings.enforce_category_quotas and per_category[category] >= quotas.get(category, 0):
         return "category_quota_full", row
+    # the same task again; ROUGE-L catches it unless the threshold is 1.0, and ids must stay unique
+    if row["instruction_id"] in kept_ids:
+        return "duplicate", row
     # novelty last: it is the only check that changes state (a kept text joins the index)
     check = novelty.submit(row["instruction_en"])
     row["max_rouge_l"] = check.max_score

@@ -150,7 +150,8 @@ def generate_skeletons(
                 continue
             templates, bad = parse_skeleton_response(answer.text)
             result.unparsable += bad
-            result.reasons["unparsable"] += bad
+            if bad:  # a zero entry would show as a row in the drop table
+                result.reasons["unparsable"] += bad
             expected = expected_names(len(spec.variable_descriptions))
             for template in templates:
                 keep, reason = validate_template(template, expected, seen[spec.name])
@@ -168,7 +169,9 @@ def generate_skeletons(
     result.shortfall = {n: wanted[n] - len(kept[n]) for n in wanted if len(kept[n]) < wanted[n]}
     for name, quota in quotas.items():
         result.templates.loc[result.templates["dataset"] == name, "quota"] = quota
-    result.templates["quota"] = result.templates["quota"].astype("int64")
+    # an empty frame would type max_rouge_l as object, which the frame contract (float) rejects
+    result.templates = result.templates.astype({"quota": "int64", "max_rouge_l": "float64"})
+    result.rejects = result.rejects.astype({"max_rouge_l": "float64"})
     return result
 
 

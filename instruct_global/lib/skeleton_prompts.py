@@ -153,7 +153,10 @@ def build_skeleton_prompt(
 
 _FENCE_RE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _DECODER = json.JSONDecoder()
+_MAX_JSON_STARTS = 16  # bracketed values tried in turn; bounded so a hostile answer stays linear-ish
 _FIELD_ALIASES = {"response": "output", "answer": "output", "prompt": "instruction"}
+# A "\ud83d" escape without its pair decodes to a lone surrogate, which no UTF-8 file can hold.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def _strip_trailing_commas(text: str) -> str:
@@ -208,9 +211,12 @@ def _matching_close(text: str, start: int) -> int | None:
 
 def _loads_lenient(fragment: str) -> Any:
     try:
-        return json.loads(fragment)
-    except ValueError:
-        return json.loads(_strip_trailing_commas(fragment))
+        try:
+            return json.loads(fragment)
+        except ValueError:
+            return json.loads(_strip_trailing_commas(fragment))
+    except RecursionError as exc:  # nesting past json's limit: hostile output, not a crash
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def _as_template(item: Any) -> dict[str, str] | None:
@@ -226,7 +232,10 @@ def _as_template(item: Any) -> dict[str, str] | None:
             value = ""
         elif isinstance(value, bool) or not isinstance(value, str | int | float):
             return None
-        fields[name] = str(value).strip()
+        text = str(value).strip()
+        if _SURROGATE_RE.search(text):
+            return None
+        fields[name] = text
     if not fields:
         return None
     return {f: fields.get(f, "") for f in TEMPLATE_FIELDS}
@@ -269,7 +278,7 @@ def _scan_items(text: str, array_start: int) -> tuple[list[Any], int]:
             else:
                 value, i = _DECODER.raw_decode(text, i)
                 items.append(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad += 1
             if end is None:
                 break  # a bare token that is not JSON: the rest cannot be trusted
@@ -301,12 +310,22 @@ def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int
 
     items: list[Any] | None = None
     bad = 0
-    end = _matching_close(region, start)
-    if end is not None:
+    for _ in range(_MAX_JSON_STARTS):
+        end = _matching_close(region, start)
+        if end is None:
+            break
         try:
-            items = _items_of(_loads_lenient(region[start:end]))
+            found = _items_of(_loads_lenient(region[start:end]))
         except ValueError:
-            items = None
+            break
+        if found is not None and (not found or any(isinstance(i, Mapping) for i in found)):
+            items = found
+            break
+        # Valid JSON holding no template, e.g. a "[1]" in the prose: the answer may come after it.
+        later = [i for i in (region.find("{", end), region.find("[", end)) if i >= 0]
+        if not later:
+            break
+        start = min(later)
     if items is None:
         # Broken or truncated JSON: read the template array item by item.
         key = re.search(r'"templates"\s*:\s*\[', region)
@@ -349,7 +368,7 @@ def validate_template(
     """``(keep, reason)`` for one template.
 
     Reasons: ``empty_instruction``, ``malformed_placeholder``, ``invented_placeholder:{variable_9}``,
-    ``missing_placeholder:{variable_2}``, ``duplicate``. With ``seen`` (a set shared over a
+    ``missing_placeholder:{variable_2}``, ``empty_output``, ``duplicate``. With ``seen`` (a set shared over a
     batch), a kept template's key is added to it and a later equal template is a duplicate.
     """
     texts = [str(template.get(f) or "") for f in TEMPLATE_FIELDS]
@@ -361,6 +380,8 @@ def validate_template(
         if first is not None:
             # Malformed snippets vary endlessly; the bare kind keeps reason counts readable.
             return False, kind if kind == "malformed_placeholder" else first
+    if not texts[2].strip():  # the filled example would teach an empty response
+        return False, "empty_output"
     if seen is not None:
         key = template_key(template)
         if key in seen:

@@ -457,6 +457,9 @@ def _source_records(
     schema_where: str,
 ) -> list[dict[str, Any]]:
     columns, rows = source
+    if not rows:  # else the dataset would vanish from the quotas without a word
+        problems.add(file_name, "", f"holds no data rows, but {schema_where} lists it")
+        return []
     wanted = [f"variable_{k}" for k in range(1, n_vars + 1)]
     missing = [c for c in wanted if c not in columns]
     extra = sorted(

@@ -119,3 +119,19 @@ def test_self_instruct_keeps_novel_instructions_to_the_exact_quota(server: OpenA
     assert _materialize([self_instruct_instructions], tmp_path, server, config).success
     assert server.counts["chat"] == calls
     pd.testing.assert_frame_equal(_read(tmp_path, "self_instruct_instructions"), kept)
+
+
+def test_a_language_without_datasets_gets_an_empty_skeleton_frame(server: OpenAIServer, tmp_path: Path) -> None:
+    # no input schema for the partition: source_records is empty, and so (not broken) is skeleton_questions
+    config = {"source_records": {"config": {"schema_csv": str(tmp_path / "missing" / "input_schema.csv")}}}
+    assert _materialize([source_records, skeleton_questions], tmp_path, server, config).success
+    templates = _read(tmp_path, "skeleton_questions")
+    assert templates.empty and templates["max_rouge_l"].dtype == "float64"
+    assert server.counts["chat"] == 0
+
+
+def test_self_instruct_with_a_target_of_zero_asks_nothing(server: OpenAIServer, tmp_path: Path) -> None:
+    config = {"self_instruct_instructions": {"config": {"target_count": 0, "seed_tasks_path": str(SEEDS)}}}
+    assert _materialize([self_instruct_instructions], tmp_path, server, config).success
+    assert _read(tmp_path, "self_instruct_instructions").empty
+    assert server.counts["chat"] == 0

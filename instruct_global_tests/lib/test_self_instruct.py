@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from instruct_global.languages import LANGUAGES, get_language
-from instruct_global.lib.categories import CATEGORIES
+from instruct_global.lib.categories import CATEGORIES, DEFAULT_MIX
+from instruct_global.lib.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.self_instruct import (
     FilterConfig,
     SeedInstance,
@@ -25,6 +26,7 @@ from instruct_global.lib.self_instruct import (
     parse_numbered_instructions,
     sample_prompt_examples,
 )
+from instruct_global.lib.self_instruct_loop import SelfInstructSettings, run_self_instruct
 from instruct_global_tests.conftest import REPO_ROOT
 
 SEED_FILE = REPO_ROOT / "data" / "seed_tasks" / "seed_tasks.jsonl"
@@ -367,7 +369,8 @@ def _task(instruction: str, output: str = "Some output.", category: str | None =
     [
         ("Name three festivals celebrated in Ghana.", None),
         ("Ṣàlàyé ohun tí òwe yìí túmọ̀ sí.", None),  # accented first letter
-        ("ሰላም የሚለው ቃል ምን ማለት ነው?", None),  # Ethiopic first letter
+        ("ሰላም: what does this Amharic greeting mean?", None),  # Ethiopic first letter
+        ("ሰላም የሚለው ቃል ምን ማለት ነው?", "not_english"),  # no word ROUGE-L can see
         ("Éthiopie: name its capital city please.", None),
         ("5 ways to save money on transport.", None),
         ("What is the function of the kidneys?", None),  # not programming
@@ -459,3 +462,54 @@ def test_is_programming_task(text: str, programming: bool) -> None:
 )
 def test_category_of(task: dict, category: str) -> None:
     assert category_of(task) == category
+
+
+def test_parser_drops_items_holding_a_lone_surrogate() -> None:
+    text = "1. Instruction: Name a \ud83d fruit grown in Ghana.\n1. Input:\n<noinput>\n1. Output:\nMango.\n###\n"
+    result = parse_numbered_instructions(text + text.replace("\ud83d ", "").replace("1.", "2."))
+    assert [t["instruction"] for t in result.tasks] == ["Name a fruit grown in Ghana."]
+    assert result.malformed == 1
+
+
+# ---------------------------------------------------------------- the loop
+
+REPEATED_TASK = (
+    "9. Category: generation\n9. Instruction: Write a short letter inviting neighbours to a naming ceremony.\n"
+    "9. Input:\n<noinput>\n9. Output:\nDear neighbours, please join us on Saturday.\n###\n"
+)
+
+
+def _always(text: str) -> tuple[list[ChatRequest], object]:
+    requests: list[ChatRequest] = []
+
+    def complete(batch):
+        requests.extend(batch)
+        return [ChatResult(texts=[text], finish_reasons=["stop"]) for _ in batch]
+
+    return requests, complete
+
+
+def test_loop_never_keeps_the_same_task_twice(shipped_seeds: list[SeedTask]) -> None:
+    # at threshold 1.0 ROUGE-L lets an exact copy through; ids must stay unique all the same
+    _, complete = _always(REPEATED_TASK)
+    settings = SelfInstructSettings(target_count=5, prompts_per_round=2, rouge_threshold=1.0,
+                                    enforce_category_quotas=False)  # fmt: skip
+    result = run_self_instruct(shipped_seeds, get_language("yor"), complete, settings, DEFAULT_MIX)
+    assert len(result.instructions) == 1 and result.instructions["instruction_id"].is_unique
+    assert result.reasons["duplicate"] == result.seen - 1
+
+
+def test_loop_stops_when_rounds_keep_nothing(shipped_seeds: list[SeedTask]) -> None:
+    requests, complete = _always(REPEATED_TASK)
+    settings = SelfInstructSettings(target_count=10, prompts_per_round=2, max_rounds=20, enforce_category_quotas=False)
+    result = run_self_instruct(shipped_seeds, get_language("yor"), complete, settings, DEFAULT_MIX)
+    # one round keeps the task, three keep nothing: the 16 rounds left would be paid for in vain
+    assert len(result.instructions) == 1
+    assert (result.rounds, result.requests, len(requests), result.stop_reason) == (4, 8, 8, "stalled")
+    assert result.reasons["duplicate"] == 7  # exact copies of the kept task
+
+    _, complete = _always(REPEATED_TASK)
+    unbounded = SelfInstructSettings(target_count=10, prompts_per_round=2, max_rounds=6,
+                                     enforce_category_quotas=False, max_stalled_rounds=0)  # fmt: skip
+    result = run_self_instruct(shipped_seeds, get_language("yor"), complete, unbounded, DEFAULT_MIX)
+    assert (result.rounds, result.stop_reason) == (6, "max_rounds")

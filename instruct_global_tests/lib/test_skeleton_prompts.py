@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from instruct_global.languages import LANGUAGES, get_language
-from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.llm_types import ChatRequest, ChatResult
+from instruct_global.lib.skeleton_generation import DatasetSpec, dataset_quotas, generate_skeletons
 from instruct_global.lib.skeleton_prompts import (
     build_skeleton_prompt,
     parse_skeleton_response,
@@ -145,6 +147,8 @@ GOOD = json.dumps({"templates": [T1, T2]}, ensure_ascii=False)
          [{"instruction": "x", "input": "", "output": "5"}], 0),  # case, aliases, types
         (json.dumps({"templates": [{"instruction": ["a list"]}]}), [], 1),
         ("Use {variable_1} like this: " + GOOD, [T1, T2], 0),  # braces in the prose first
+        ("Following rule [1] and [2, 3]:\n" + GOOD, [T1, T2], 0),  # valid JSON in the prose first
+        ("Note [1]: " + json.dumps([T1, T2])[:-40], [T1], 1),  # ... before a truncated bare list
         ('{"templates": [' + json.dumps(T1) + ", {broken json}, " + json.dumps(T2), [T1, T2], 1),
         ('{"templates": []}', [], 0),
         ("", [], 1),
@@ -201,3 +205,75 @@ def test_parsed_templates_validate_end_to_end() -> None:
     reasons = [validate_template(t, {"variable_1", "variable_2"}, seen)[1] for t in templates]
     assert bad == 0
     assert reasons == [None, "duplicate", "invented_placeholder:{variable_3}"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nesting deeper than json's recursion limit
+        '{"templates": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"templates": [' + '{"a": ' * 50_000 + "1" + "}" * 50_000 + ", ",  # deep item, array cut off
+    ],
+)
+def test_parser_survives_hostile_nesting(answer: str) -> None:
+    templates, unparsable = parse_skeleton_response(answer)
+    assert templates == [] and unparsable >= 1
+
+
+def test_lone_surrogate_escapes_make_an_item_unparsable() -> None:
+    # "\\ud83d" without its pair decodes to a lone surrogate, which no UTF-8 file (Parquet) can hold
+    answer = '{"templates": [' + json.dumps(T1) + ', {"instruction": "Hi \\ud83d {variable_1}", "output": "{variable_2}"}]}'
+    assert parse_skeleton_response(answer) == ([T1], 1)
+    paired = '[{"instruction": "Hi \\ud83d\\ude00 {variable_1}", "output": "{variable_2}"}]'
+    assert parse_skeleton_response(paired)[0][0]["instruction"] == "Hi \U0001f600 {variable_1}"
+
+
+def test_validate_template_requires_an_output() -> None:
+    # every placeholder used, but the finished example would teach an empty response
+    template = {"instruction": "Translate into Yoruba: {variable_1}", "input": "", "output": " "}
+    assert validate_template({**template, "output": "{variable_2}"}, {"variable_1", "variable_2"}) == (True, None)
+    assert validate_template({**template, "input": "{variable_2}"}, {"variable_1", "variable_2"}) == (
+        False,
+        "empty_output",
+    )
+
+
+# ---------------------------------------------------------------- the generation loop
+
+
+def _spec(name: str, category: str, n_vars: int) -> DatasetSpec:
+    names = [f"variable_{k}" for k in range(1, n_vars + 1)]
+    return DatasetSpec(name, category, "d", {n: f"about {n}" for n in names}, {n: "x" for n in names}, 3)
+
+
+def test_generate_skeletons_meets_quotas_and_asks_the_same_on_a_rerun() -> None:
+    specs = [_spec("pairs", "translation", 2), _spec("proverbs", "generation", 1), _spec("unused", "chat", 2)]
+    quotas = dataset_quotas(specs, {"translation": 1, "generation": 3}, 9)
+    assert quotas == {"proverbs": 7, "pairs": 2, "unused": 0} and sum(quotas.values()) == 9
+
+    def run() -> tuple[list[ChatRequest], object]:
+        asked: list[ChatRequest] = []
+
+        def complete(batch: list[ChatRequest]) -> list[ChatResult]:
+            out = []
+            for request in batch:
+                asked.append(request)
+                text = request.messages[-1].content
+                n_vars = text.count("\n- {variable_")
+                k = len(asked)
+                good = {"instruction": f"Task {k} on {{variable_1}}.", "input": "",
+                        "output": "{variable_2}" if n_vars == 2 else "Fine."}  # fmt: skip
+                # the first answer also repeats its template and forgets nothing else
+                out.append(ChatResult(texts=[json.dumps({"templates": [good, good] if k == 1 else [good]})]))
+            return out
+
+        result = generate_skeletons(specs, quotas, get_language("yor"), complete, templates_per_dataset=2)
+        return asked, result
+
+    asked, result = run()
+    assert result.templates.groupby("dataset").size().to_dict() == {"pairs": 2, "proverbs": 2}
+    assert result.shortfall == {} and "unused" not in "".join(r.messages[-1].content for r in asked)
+    assert dict(result.reasons) == {"duplicate": 1}  # no zero counts in the drop table
+    again, rerun = run()
+    assert again == asked  # same prompts and seeds: the call cache answers every one
+    pd.testing.assert_frame_equal(rerun.templates, result.templates)

@@ -253,6 +253,18 @@ def test_num_variables_disagrees_with_source_columns(
     assert only_problem(write_schema(tmp_path, [schema_row()])) == expected
 
 
+def test_a_listed_dataset_without_rows_is_an_error(tmp_path: Path) -> None:
+    pairs_csv(tmp_path, [])  # header only
+    (tmp_path / "j.jsonl").write_text("\n\n", encoding="utf-8")
+    pq.write_table(pa.table({"variable_1": pa.array([], pa.string()), "variable_2": pa.array([], pa.string())}),
+                   tmp_path / "p.parquet")  # fmt: skip
+    schema = write_schema(tmp_path, [schema_row(), schema_row("j.jsonl"), schema_row("p.parquet")])
+    assert problems_of(schema) == [
+        f"{name}: holds no data rows, but input_schema.csv row {row} (line {row + 1}) lists it"
+        for row, name in enumerate(["data.csv", "j.jsonl", "p.parquet"], start=1)
+    ]
+
+
 def test_empty_cells_in_every_format(tmp_path: Path) -> None:
     pairs_csv(tmp_path, [["a", "b"], ["a", "  "], ["a"]])
     (tmp_path / "j.jsonl").write_text(
