@@ -80,7 +80,7 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "junk", "inf", "1e999"
         return None
 
 
@@ -126,7 +126,10 @@ class RateLimiter:
                     if self._server_tokens_per_second:
                         wait = min(wait, (tokens - self._server_tokens_left) / self._server_tokens_per_second)
                     start += max(0.0, wait)
-                    self._server_tokens_left = None
+                    # the refill is this call's; later calls queue behind it at the same rate
+                    # instead of all going at once into a budget the server said is spent
+                    self._server_tokens_left = 0
+                    self._paused_until = max(self._paused_until, start)
                 else:
                     self._server_tokens_left -= tokens
             if self.requests_per_minute:

@@ -19,7 +19,19 @@ ErrorKind = Literal["status", "timeout", "connection", "malformed", "other"]
 # 408 request timeout, 409 conflict (lock contention), 429 rate limit, 5xx, 529 Anthropic overloaded
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 # error codes that come with a 429 but will not clear by waiting: the account is out of credit
-PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+# (OpenAI's code; Anthropic's error.details.error_code)
+PERMANENT_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "contract_spend_limit_reached",
+        "enforced_spend_limit_reached",
+        "linked_organization_spend_limit_reached",
+        "linked_organization_billing_unavailable",
+        "organization_on_hold",
+    }
+)
 # the longest Retry-After we obey; a server asking for more is treated as this
 MAX_RETRY_AFTER_SECONDS = 900.0
 

@@ -34,7 +34,14 @@ from instruct_global.lib.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.pricing import ModelPrice, call_cost
 from instruct_global.lib.rate_limit import RateLimiter, estimate_tokens
 from instruct_global.lib.redact import redact
-from instruct_global.lib.retry import CallError, RetryPolicy, backoff_delay, is_transient, parse_retry_after
+from instruct_global.lib.retry import (
+    MAX_RETRY_AFTER_SECONDS,
+    CallError,
+    RetryPolicy,
+    backoff_delay,
+    is_transient,
+    parse_retry_after,
+)
 from instruct_global.resources.call_cache import CallCacheResource
 
 if TYPE_CHECKING:  # the implementations, re-exported lazily by __getattr__ at the bottom
@@ -112,7 +119,9 @@ def call_error_from_exception(exc: BaseException) -> CallError:
         if isinstance(body, Mapping):
             inner = body.get("error") if isinstance(body.get("error"), Mapping) else body
             message = str(inner.get("message") or message)
-        code = getattr(exc, "code", None) or getattr(exc, "type", None)
+        # Anthropic's stable cause (error.details.error_code) first: a spend limit is a 429 whose
+        # type is just "rate_limit_error"; then OpenAI's code, then the broad type
+        code = getattr(exc, "error_code", None) or getattr(exc, "code", None) or getattr(exc, "type", None)
         return CallError(
             "status",
             message,
@@ -182,7 +191,7 @@ class LLMResource(ConfigurableResource):
         answered: dict[str, ChatResult] = {}
         online = dict(pending)
         if pending and use_batch_api and self.supports_batch:
-            answered, retry_alone = self._complete_with_batches(pending, batch_name or "default")
+            answered, retry_alone = self._complete_with_batches(pending, batch_name or "default", keys)
             online = {k: r for k, r in pending.items() if k in retry_alone}
             for key in pending:
                 if key not in answered and key not in retry_alone:
@@ -331,7 +340,8 @@ class LLMResource(ConfigurableResource):
                 error = call_error_from_exception(exc)
                 if is_transient(error) and attempt < self.max_retries:
                     if error.status == 429 and error.retry_after:
-                        limiter.pause_for(error.retry_after)  # the limit is per key: hold every thread
+                        # the limit is per key: hold every thread (no longer than we would wait ourselves)
+                        limiter.pause_for(min(error.retry_after, MAX_RETRY_AFTER_SECONDS))
                     delay = backoff_delay(attempt, self._retry_policy(), error.retry_after)
                     self._log().debug(
                         f"{self.backend_name}: retry {attempt + 1}/{self.max_retries} in {delay:.2f}s after "
@@ -344,8 +354,13 @@ class LLMResource(ConfigurableResource):
                 self._call_stats.add(calls=1, failures=1)
                 suffix = f" (after {attempt} retries)" if attempt else ""
                 return ChatResult(error=self._redact(error.describe() + suffix))
-            limiter.observe_headers(answer.headers)
-            return self._store(cache, key, request, answer, batch=False)
+            # paid for: kept before anything else can go wrong with it
+            result = self._store(cache, key, request, answer, batch=False)
+            try:
+                limiter.observe_headers(answer.headers)
+            except Exception as exc:  # a hint only; odd header values must not lose the answer
+                self._log().debug(f"{self.backend_name}: ignored rate-limit headers: {self._redact(exc)}")
+            return result
 
     def _with_retries(self, what: str, fn: Callable[[], T]) -> T:
         """Retry a batch-management call (upload, create, poll, download) on transient errors."""
@@ -367,20 +382,29 @@ class LLMResource(ConfigurableResource):
         return f"llm-batch/{self.backend_name}/{batch_name}/{digest}"
 
     def _complete_with_batches(
-        self, pending: dict[str, ChatRequest], batch_name: str
+        self, pending: dict[str, ChatRequest], batch_name: str, all_keys: Sequence[str]
     ) -> tuple[dict[str, ChatResult], set[str]]:
-        """Answers from batches, and the keys to retry alone (failed, expired or missing in a batch)."""
+        """Answers from batches, and the keys to retry alone (failed, expired or missing in a batch).
+
+        A batch's state is named by every request of the call in its group, cached or not: a run
+        that crashed while collecting a finished batch (some answers kept, some not) finds the same
+        batch again instead of submitting the rest anew.
+        """
         cache = self.cache.get_cache()
         log = self._log()
-        items = list(pending.items())
-        chunks = [
-            dict(items[i : i + self.max_batch_requests])
-            for i in range(0, len(items), self.max_batch_requests)
+        everything = sorted(set(all_keys))
+        groups = [
+            everything[i : i + self.max_batch_requests]
+            for i in range(0, len(everything), self.max_batch_requests)
         ]
         submitted: list[tuple[str, dict[str, Any], dict[str, ChatRequest]]] = []
         retry_alone: set[str] = set()
-        for chunk in chunks:
-            name = self._batch_state_name(batch_name, list(chunk))
+        for group in groups:
+            members = set(group)
+            chunk = {key: request for key, request in pending.items() if key in members}
+            if not chunk:
+                continue
+            name = self._batch_state_name(batch_name, group)
             state = cache.get_state(name)
             if state is not None and state.get("status") != "collected":
                 log.info(f"{self.backend_name}: resuming batch {state['batch_id']} ({len(chunk)} requests)")

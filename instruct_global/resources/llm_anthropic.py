@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -38,6 +40,17 @@ def answer_from_message(data: dict[str, Any], headers: dict[str, str] | None = N
         model=data.get("model"),
         response_id=data.get("id"),
         headers=headers or {},
+    )
+
+
+def answer_from_cache_value(value: Mapping[str, Any]) -> Answer:
+    return Answer(
+        texts=list(value.get("texts") or []),
+        finish_reasons=list(value.get("finish_reasons") or []),
+        input_tokens=int(value.get("input_tokens") or 0),
+        output_tokens=int(value.get("output_tokens") or 0),
+        model=value.get("model"),
+        response_id=value.get("response_id"),
     )
 
 
@@ -123,7 +136,39 @@ class AnthropicLLM(LLMResource):
 
     def _call(self, request: ChatRequest, model: str) -> Answer:
         params = self.message_params(request, model)
-        return merge_answers([self._call_one(params) for _ in range(max(1, request.n))])
+        if request.n <= 1:
+            return self._call_one(params)
+        # n samples are n paid calls: each is kept the moment it arrives, so when a later one fails
+        # the retry (or the next run) pays only for the samples still missing
+        cache = self.cache.get_cache()
+        sample_keys = self._sample_keys(request)
+        found = cache.get_many(sample_keys)
+        parts: list[Answer] = []
+        for sample_key in sample_keys:
+            if sample_key in found:
+                parts.append(answer_from_cache_value(found[sample_key]))
+                continue
+            answer = self._call_one(params)
+            self._keep_sample(sample_key, request, answer, batch=False)
+            parts.append(answer)
+        return merge_answers(parts)
+
+    def _sample_keys(self, request: ChatRequest) -> list[str]:
+        key = self.request_key(request)
+        return [hashlib.sha256(f"{key}/sample/{i}".encode()).hexdigest() for i in range(request.n)]
+
+    def _keep_sample(self, sample_key: str, request: ChatRequest, answer: Answer, *, batch: bool) -> None:
+        model = self._model_for(request)
+        cost = self._cost(answer.model or model, answer.input_tokens, answer.output_tokens, batch=batch)
+        try:
+            self.cache.get_cache().put(
+                sample_key,
+                answer.cache_value(cost_usd=cost, batch=batch),
+                backend=f"{self.backend_name}/sample",
+                model=model,
+            )
+        except Exception as exc:  # the whole answer is still cached once every sample is in
+            self._log().warning(f"could not cache one sample: {self._redact(exc)}")
 
     # ---- Message Batches --------------------------------------------------------------------------
     @staticmethod
@@ -175,6 +220,10 @@ class AnthropicLLM(LLMResource):
             if len(answers) == len(parts):
                 outcomes[key] = merge_answers(answers)
             else:
+                if request.n > 1:  # keep the samples that came back: the retry alone pays only the rest
+                    for sample_key, part in zip(self._sample_keys(request), parts, strict=True):
+                        if isinstance(part, Answer):
+                            self._keep_sample(sample_key, request, part, batch=True)
                 outcomes[key] = next(
                     (p for p in parts if isinstance(p, CallError)), CallError("other", "missing")
                 )

@@ -139,16 +139,35 @@ class OpenAIChatLLM(LLMResource):
                 file=(f"{name}.jsonl", io.BytesIO(payload), "application/jsonl"), purpose="batch"
             ),
         )
-        batch = self._with_retries(
-            "batch create",
-            lambda: client.batches.create(
+        tries = 0
+
+        def create() -> Any:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                # the failed try (a timeout, a gateway's 5xx) may have created the batch all the
+                # same: take that one rather than paying for every request in it twice
+                existing = self._batch_for_input_file(client, upload.id)
+                if existing is not None:
+                    return existing
+            return client.batches.create(
                 input_file_id=upload.id,
                 endpoint=BATCH_ENDPOINT,
                 completion_window="24h",
                 metadata={"instruct_global_batch": name[:500]},
-            ),
-        )
+            )
+
+        batch = self._with_retries("batch create", create)
         return str(batch.id)
+
+    @staticmethod
+    def _batch_for_input_file(client: Any, file_id: str) -> Any:
+        """The batch made from ``file_id`` among the newest ones, if any (None when unknown)."""
+        try:
+            page = client.batches.list(limit=100)
+        except Exception:  # cannot tell: creating again is what a retry did before
+            return None
+        return next((b for b in page.data if getattr(b, "input_file_id", None) == file_id), None)
 
     def _batch_status(self, batch_id: str) -> tuple[bool, str]:
         status = str(self.client().batches.retrieve(batch_id).status)

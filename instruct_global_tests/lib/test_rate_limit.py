@@ -99,6 +99,36 @@ def test_anthropic_token_headers_wait_for_the_deficit() -> None:
     assert limiter.reserve(400) == pytest.approx(0.3, abs=0.01)
 
 
+def test_calls_after_a_token_deficit_queue_behind_it() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    limiter.observe_headers(
+        {
+            "anthropic-ratelimit-tokens-limit": "60000",
+            "anthropic-ratelimit-tokens-remaining": "500",
+            "anthropic-ratelimit-tokens-reset": reset,
+        }
+    )
+    delays = [limiter.reserve(400) for _ in range(4)]
+    # 1000 tokens/s: the second waits for its 300-token deficit, each later one for its 400 tokens
+    assert delays == pytest.approx([0.0, 0.3, 0.7, 1.1], abs=0.01)
+
+
+def test_absurd_header_values_are_ignored() -> None:
+    limiter = RateLimiter()
+    limiter.observe_headers(
+        {
+            "x-ratelimit-limit-tokens": "inf",
+            "x-ratelimit-remaining-tokens": "1e999",
+            "x-ratelimit-reset-tokens": "1s",
+            "x-ratelimit-remaining-requests": "nan",
+            "x-ratelimit-reset-requests": "1s",
+        }
+    )
+    assert limiter.reserve(100) == 0.0
+
+
 def test_plenty_left_in_headers_does_not_slow_down() -> None:
     limiter = RateLimiter()
     limiter.observe_headers(

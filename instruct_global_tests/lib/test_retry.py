@@ -23,6 +23,9 @@ from instruct_global.lib.retry import (
     [
         (CallError("status", "rate limited", status=429, code="rate_limit_exceeded"), True),
         (CallError("status", "out of credit", status=429, code="insufficient_quota"), False),
+        (CallError("status", "spend limit", status=429, code="enforced_spend_limit_reached"), False),
+        (CallError("status", "contract limit", status=429, code="contract_spend_limit_reached"), False),
+        (CallError("status", "ramp limit", status=429, code="ramp_limit_exceeded"), True),
         (CallError("status", "boom", status=500), True),
         (CallError("status", "bad gateway", status=502), True),
         (CallError("status", "unavailable", status=503), True),

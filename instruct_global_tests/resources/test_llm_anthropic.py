@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,44 @@ def test_overloaded_529_and_429_are_retried(server: AnthropicServer, tmp_path: P
     [result] = llm.complete([ChatRequest.from_prompt("hello")])
     assert result.ok and server.counts["messages"] == 3 and llm.stats().retries == 2
     assert time.monotonic() - started >= 0.2
+
+
+def test_a_spend_limit_429_is_not_retried(server: AnthropicServer, tmp_path: Path) -> None:
+    def error_body(fault: Fault, api_key: str = "") -> dict[str, Any]:
+        error = {"type": fault.error_type, "message": fault.message}
+        if fault.code:  # error.details.error_code, the stable cause
+            error["details"] = {"error_code": fault.code}
+        return {"type": "error", "error": error}
+
+    server.error_body = error_body  # type: ignore[method-assign]
+    server.fail_next(Fault(429, "rate_limit_error", "enforced_spend_limit_reached", "Spend limit"), times=5)
+    llm = anthropic_llm(server, tmp_path / "c.db")
+    [result] = llm.complete([ChatRequest.from_prompt("hello")])
+    assert result.error is not None and "enforced_spend_limit_reached" in result.error
+    assert server.counts["messages"] == 1 and llm.stats().retries == 0
+    # a plain rate limit still is retried
+    server.clear_faults()
+    server.fail_next(Fault.rate_limited(retry_after=0.01))
+    [ok] = llm.complete([ChatRequest.from_prompt("again")])
+    assert ok.ok and server.counts["messages"] == 3
+
+
+def test_a_failed_sample_does_not_cost_the_others_again(server: AnthropicServer, tmp_path: Path) -> None:
+    calls = iter(range(100))
+    # the third of three samples fails once (transient): the retry sends only that one
+    server.fault_hook = lambda body: Fault.overloaded() if next(calls) == 2 else None
+    llm = anthropic_llm(server, tmp_path / "c.db")
+    [result] = llm.complete([ChatRequest.from_prompt("hi", n=3)])
+    assert result.ok and len(result.texts) == 3
+    assert server.counts["messages"] == 4  # not 6: the two answered samples were kept
+
+    fresh = iter(range(100))
+    server.fault_hook = lambda body: Fault.bad_request("no") if next(fresh) == 1 else None
+    [failed] = llm.complete([ChatRequest.from_prompt("fresh", n=2)])
+    assert failed.error is not None and server.counts["messages"] == 6
+    [retried] = anthropic_llm(server, tmp_path / "c.db").complete([ChatRequest.from_prompt("fresh", n=2)])
+    assert retried.ok and len(retried.texts) == 2
+    assert server.counts["messages"] == 7  # the re-run pays only for the sample that failed
 
 
 def test_auth_error_is_final_and_redacted(server: AnthropicServer, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from instruct_global.lib.call_cache import open_call_cache
 from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.resources.llm import LLMResource
 from instruct_global_tests.fixtures.anthropic_server import AnthropicServer
 from instruct_global_tests.fixtures.llm_testing import anthropic_llm, openai_llm
 from instruct_global_tests.fixtures.openai_server import Fault, OpenAIServer
@@ -142,7 +144,7 @@ def test_anthropic_batch_resumes_after_a_crash(anthropic_server: AnthropicServer
     assert anthropic_server.counts["batches.create"] == 1 and anthropic_server.counts["messages"] == 0
 
 
-def test_state_is_keyed_by_batch_name_and_pending_set(openai_server: OpenAIServer, tmp_path: Path) -> None:
+def test_state_is_keyed_by_batch_name_and_request_set(openai_server: OpenAIServer, tmp_path: Path) -> None:
     llm = openai_llm(openai_server, tmp_path / "c.db")
     name_a = llm._batch_state_name("yor", ["k1", "k2"])
     assert name_a == llm._batch_state_name("yor", ["k2", "k1"])
@@ -177,3 +179,86 @@ def test_no_batch_api_on_the_server_falls_back_to_normal_calls(
     results = openai_llm(openai_server, tmp_path / "c.db").complete(prompts("a", "b"), use_batch_api=True)
     assert all(r.ok for r in results) and openai_server.counts["chat"] == 2
     assert batch_states(tmp_path / "c.db") == []
+
+
+class Crash(BaseException):
+    """Stands in for a run killed mid-way (not an Exception: nothing may catch it)."""
+
+
+def test_a_crash_while_collecting_a_batch_resumes_it_instead_of_resubmitting(
+    openai_server: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = prompts("a", "b", "c", "d")
+    real_store = LLMResource._store
+    stored: list[str] = []
+
+    def store_then_crash(self, cache, key, request, answer, *, batch):  # type: ignore[no-untyped-def]
+        if len(stored) == 2:
+            raise Crash
+        stored.append(key)
+        return real_store(self, cache, key, request, answer, batch=batch)
+
+    monkeypatch.setattr(LLMResource, "_store", store_then_crash)
+    with pytest.raises(Crash):
+        openai_llm(openai_server, tmp_path / "c.db").complete(requests, use_batch_api=True, batch_name="run")
+    monkeypatch.setattr(LLMResource, "_store", real_store)
+
+    resumed = openai_llm(openai_server, tmp_path / "c.db").complete(
+        requests, use_batch_api=True, batch_name="run"
+    )
+    assert [r.text for r in resumed] == ["echo: a", "echo: b", "echo: c", "echo: d"]
+    assert sum(r.cached for r in resumed) == 2
+    assert openai_server.counts["batches.create"] == 1 and openai_server.counts["chat"] == 0
+    assert [s["status"] for s in batch_states(tmp_path / "c.db")] == ["collected"]
+
+
+class _NoClient:
+    """A handler stand-in that swallows the reply: the answer is lost on the way back."""
+
+    def __init__(self) -> None:
+        self.wfile = io.BytesIO()
+
+    def send_response(self, *args: object) -> None: ...
+
+    def send_header(self, *args: object) -> None: ...
+
+    def end_headers(self) -> None: ...
+
+
+def test_a_batch_create_that_failed_after_creating_is_not_paid_twice(
+    openai_server: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_handle = openai_server._handle
+    lost: list[bool] = []
+
+    def handle(handler, method: str, path: str, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+        if method == "GET" and path.rstrip("/").endswith("/batches"):  # list, newest first
+            data = [openai_server._batch_object(b) for b in reversed(openai_server.batches)]
+            openai_server.send_json(handler, 200, {"object": "list", "data": data, "has_more": False})
+        elif method == "POST" and path.rstrip("/").endswith("/batches") and not lost:
+            lost.append(True)  # a gateway's 502 after the batch was made
+            openai_server._batches_create(_NoClient(), json.loads(raw))  # type: ignore[arg-type]
+            openai_server.send_json(handler, 502, openai_server.error_body(Fault.server_error(502)))
+        else:
+            real_handle(handler, method, path, raw)
+
+    monkeypatch.setattr(openai_server, "_handle", handle)
+    results = openai_llm(openai_server, tmp_path / "c.db").complete(prompts("a", "b"), use_batch_api=True)
+    assert [r.text for r in results] == ["echo: a", "echo: b"]
+    assert len(openai_server.batches) == 1 and openai_server.counts["chat"] == 0
+
+
+def test_anthropic_batch_keeps_the_samples_that_came_back(
+    anthropic_server: AnthropicServer, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+
+    def one_sample_fails(params: dict[str, object]) -> Fault | None:
+        seen.append(json.dumps(params))
+        return Fault.overloaded() if len(seen) == 2 else None
+
+    anthropic_server.batch_item_fault = one_sample_fails
+    llm = anthropic_llm(anthropic_server, tmp_path / "c.db")
+    [result] = llm.complete([ChatRequest.from_prompt("many", n=3)], use_batch_api=True)
+    assert result.ok and result.texts == ["echo: many"] * 3
+    assert anthropic_server.counts["messages"] == 1  # only the failed sample is sent again

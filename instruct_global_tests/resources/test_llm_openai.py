@@ -12,6 +12,7 @@ import pytest
 from dagster import EnvVar, MaterializeResult, asset, materialize
 
 from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.retry import MAX_RETRY_AFTER_SECONDS
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm import LLMResource, ModelPriceConfig
 from instruct_global.resources.llm_openai import OpenAIChatLLM
@@ -213,6 +214,27 @@ def test_rate_limit_headers_pause_new_calls(server: OpenAIServer, cache_path: Pa
     started = time.monotonic()
     llm.complete(prompts("first", "second"))
     assert time.monotonic() - started >= 0.3
+
+
+def test_odd_rate_limit_headers_do_not_lose_a_paid_answer(server: OpenAIServer, cache_path: Path) -> None:
+    server.rate_limit_headers = {"x-ratelimit-remaining-tokens": "1e999", "x-ratelimit-reset-tokens": "1s"}
+    [result] = openai_llm(server, cache_path).complete(prompts("hello"))
+    assert result.ok
+    [again] = openai_llm(server, cache_path).complete(prompts("hello"))
+    assert again.cached and server.counts["chat"] == 1
+
+
+def test_a_huge_retry_after_holds_other_calls_no_longer_than_the_cap(
+    server: OpenAIServer, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.fail_next(Fault.rate_limited(retry_after=1e6))
+    llm = openai_llm(server, cache_path, max_retries=1)
+    slept: list[float] = []
+    llm._get_limiter()._sleep = slept.append  # the limiter's wait for the pause
+    monkeypatch.setattr("instruct_global.resources.llm.time.sleep", slept.append)  # the backoff
+    [result] = llm.complete(prompts("hello"))
+    assert result.ok and server.counts["chat"] == 2
+    assert slept and max(slept) <= MAX_RETRY_AFTER_SECONDS * 1.1
 
 
 def test_price_overrides_change_the_cost(server: OpenAIServer, cache_path: Path) -> None:
