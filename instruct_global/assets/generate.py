@@ -30,6 +30,7 @@ class SkeletonConfig(Config):
     templates_per_dataset: int = Field(default=5, ge=1, description="Templates per dataset (at most its quota)")
     max_attempts: int = Field(default=3, ge=1, description="Regeneration rounds for rejected templates")
     temperature: float = 0.7
+    json_mode: bool = Field(default=False, description="Ask for response_format json_object (OpenAI-style backends)")
 
 
 class SelfInstructConfig(Config):
@@ -39,10 +40,11 @@ class SelfInstructConfig(Config):
     enforce_category_quotas: bool = True
     tasks_per_prompt: int = Field(default=8, ge=1)
     prompts_per_round: int = Field(default=8, ge=1, description="Prompts sent together (concurrently)")
-    n_seed_examples: int = 6
-    n_machine_examples: int = 2
+    n_seed_examples: int = Field(default=6, ge=0)
+    n_machine_examples: int = Field(default=2, ge=0)
     rouge_threshold: float = Field(default=0.7, gt=0, le=1)
     max_rounds: int = Field(default=50, ge=1)
+    max_stalled_rounds: int = Field(default=3, ge=0, description="Stop after this many rounds keep nothing (0: never)")
     allow_programming: bool = False
     temperature: float = 1.0
 
@@ -66,7 +68,7 @@ def skeleton_questions(
     quotas = dataset_quotas(specs, normalise_mix(config.category_mix), config.dataset_size)
     result = generate_skeletons(
         specs, quotas, lang, llm.complete, templates_per_dataset=config.templates_per_dataset,
-        max_attempts=config.max_attempts, temperature=config.temperature,
+        max_attempts=config.max_attempts, temperature=config.temperature, json_mode=config.json_mode,
     )
     if result.shortfall:
         context.log.warning(f"datasets short of templates after {config.max_attempts} attempts: {result.shortfall}")
@@ -104,24 +106,29 @@ def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstr
         prompts_per_round=config.prompts_per_round, n_seed_examples=config.n_seed_examples,
         n_machine_examples=config.n_machine_examples, rouge_threshold=config.rouge_threshold,
         enforce_category_quotas=config.enforce_category_quotas, max_rounds=config.max_rounds,
+        max_stalled_rounds=config.max_stalled_rounds,
         temperature=config.temperature, filters=FilterConfig(allow_programming=config.allow_programming),
     )
     result = run_self_instruct(seeds, lang, llm.complete, settings, normalise_mix(config.category_mix))
     kept = result.instructions
     if len(kept) < config.target_count:
-        context.log.warning(f"kept {len(kept)} of {config.target_count} after {result.rounds} rounds")
+        context.log.warning(
+            f"kept {len(kept)} of {config.target_count} after {result.rounds} rounds ({result.stop_reason})")
+    exact_from = min(settings.exact_score_above, config.rouge_threshold)
+    bins = sorted({0.0, exact_from, *(b / 10 for b in range(1, 11) if exact_from < b / 10 <= config.rouge_threshold)})
     yield Output(kept, output_name="self_instruct_instructions", metadata={
         "kept": len(kept),
         "seen": result.seen,
         "kept_ratio": round(len(kept) / result.seen, 4) if result.seen else 0.0,
         "rounds": result.rounds,
+        "stop_reason": result.stop_reason,
         "llm_requests": result.requests,
         "seed_tasks": len(seeds),
         "category_distribution": MetadataValue.md(
             markdown_counts(kept["category"].value_counts().to_dict(), "category")),
         "category_quotas": MetadataValue.json(result.quotas),
         "max_rouge_l_histogram": MetadataValue.md(markdown_histogram(
-            kept["max_rouge_l"], [0, 0.3, 0.4, 0.5, 0.6, 0.7], "highest ROUGE-L vs seeds and kept (exact ≥ 0.3)")),
+            kept["max_rouge_l"], bins, f"highest ROUGE-L vs seeds and kept (exact ≥ {exact_from:g})")),
         "preview": MetadataValue.md(markdown_preview(kept, PREVIEW_COLUMNS)),
         **drop_metadata(result.reasons),
         **call_metadata(llm.stats(), "llm"),

@@ -117,6 +117,7 @@ def generate_skeletons(
     templates_per_dataset: int = 5,
     max_attempts: int = 3,
     temperature: float = 0.7,
+    json_mode: bool = False,
 ) -> SkeletonResult:
     """Templates for every dataset with a quota: ``min(quota, templates_per_dataset)`` each.
 
@@ -138,7 +139,7 @@ def generate_skeletons(
             request = build_skeleton_prompt(
                 spec.name, spec.category, spec.description, spec.variable_descriptions, spec.example_record,
                 language, wanted[spec.name] - len(kept[spec.name]),
-                [t["instruction_en"] for t in kept[spec.name]], temperature=temperature,
+                [t["instruction_en"] for t in kept[spec.name]], temperature=temperature, json_mode=json_mode,
             )
             # the seed makes each attempt a distinct (cacheable) call
             requests.append(_with_seed(request, int(stable_id(spec.name, attempt)[:8], 16)))
@@ -155,7 +156,7 @@ def generate_skeletons(
             expected = expected_names(len(spec.variable_descriptions))
             for template in templates:
                 keep, reason = validate_template(template, expected, seen[spec.name])
-                row = _template_row(spec, template)
+                row = _template_row(spec, template, quotas.get(spec.name, 0))
                 if keep and len(kept[spec.name]) < wanted[spec.name]:
                     kept[spec.name].append(row)
                 elif keep:
@@ -179,7 +180,7 @@ def _with_seed(request: ChatRequest, seed: int) -> ChatRequest:
     return replace(request, seed=seed)
 
 
-def _template_row(spec: DatasetSpec, template: Mapping[str, str]) -> dict[str, Any]:
+def _template_row(spec: DatasetSpec, template: Mapping[str, str], quota: int) -> dict[str, Any]:
     instruction, input_, output = (str(template.get(k) or "") for k in ("instruction", "input", "output"))
     return {
         "instruction_id": stable_id("template", spec.name, instruction, input_, output),
@@ -190,5 +191,5 @@ def _template_row(spec: DatasetSpec, template: Mapping[str, str]) -> dict[str, A
         "origin": "template",
         "dataset": spec.name,
         "max_rouge_l": float("nan"),
-        "quota": 0,
+        "quota": quota,  # rejects carry it too, so a dataset whose templates all failed keeps its quota
     }

@@ -62,6 +62,11 @@ class OpenAIChatLLM(LLMResource):
         description='Name of the output-length parameter: newer OpenAI models need "max_completion_tokens".',
     )
 
+    send_sampling_params: bool = Field(
+        default=True,
+        description="Send temperature/top_p; False for reasoning models (o-series, gpt-5) that reject them.",
+    )
+
     backend_name: ClassVar[str] = "openai"
     supports_batch: ClassVar[bool] = True
 
@@ -89,10 +94,11 @@ class OpenAIChatLLM(LLMResource):
         params: dict[str, Any] = {
             "model": model,
             "messages": request.cache_payload(),
-            "temperature": request.temperature,
-            "top_p": request.top_p,
             self.max_tokens_param: request.max_tokens,
         }
+        if self.send_sampling_params:
+            params["temperature"] = request.temperature
+            params["top_p"] = request.top_p
         if request.n != 1:
             params["n"] = request.n
         if request.stop:

@@ -311,3 +311,19 @@ def test_importing_the_backends_loads_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_sampling_params_can_be_left_out_for_reasoning_models(tmp_path) -> None:
+    from instruct_global.lib.llm_types import ChatRequest
+    from instruct_global_tests.fixtures.llm_testing import openai_llm
+    from instruct_global_tests.fixtures.openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        server.responder = lambda body: "ok"
+        plain = openai_llm(server, tmp_path / "a.db")
+        reasoning = openai_llm(server, tmp_path / "b.db", model="o4-mini", send_sampling_params=False)
+        assert plain.complete([ChatRequest.from_prompt("hi")])[0].ok
+        assert reasoning.complete([ChatRequest.from_prompt("hi")])[0].ok
+        bodies = [body for route, body in server.requests if route == "chat"]
+        assert "temperature" in bodies[0] and "top_p" in bodies[0]
+        assert "temperature" not in bodies[1] and "top_p" not in bodies[1]
