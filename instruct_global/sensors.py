@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from instruct_global.languages import language_keys
@@ -9,6 +11,9 @@ from instruct_global.lib.review_paths import review_paths
 from instruct_global.resources.parquet_io import resolve_data_dir
 
 REVIEWED = AssetKey("reviewed_instructions")
+# A sheet modified more recently than this may still be being copied or saved: a run that read it
+# now could apply the rows written so far and then archive the file under the writer's hands.
+SETTLE_SECONDS = 30.0
 
 
 @sensor(asset_selection=[REVIEWED, AssetKey("review_sheet")], minimum_interval_seconds=60)
@@ -16,19 +21,32 @@ def review_inbox_sensor(context: SensorEvaluationContext):
     """Watches ``<data dir>/review/inbox/<lang>.csv|.xlsx``; one run per returned sheet and version.
 
     The run applies the sheet (all rows or none), archives it, and writes a fresh sheet of what is
-    still unreviewed.
+    still unreviewed. A sheet is picked up once it has not changed for ``SETTLE_SECONDS``.
     """
     data_dir = resolve_data_dir(None)
-    requests = []
+    now = time.time()
+    found, settling = [], []
     for lang in language_keys():
         for sheet in review_paths(data_dir, lang).returned_sheets():
-            stat = sheet.stat()
-            requests.append(RunRequest(
-                run_key=f"{sheet.name}:{stat.st_mtime_ns}:{stat.st_size}",
-                partition_key=lang,
-                run_config={"ops": {"reviewed_instructions": {"config": {"returned_sheet": str(sheet)}}}},
-                tags={"instruct_global/review_sheet": sheet.name},
-            ))
+            try:
+                stat = sheet.stat()
+            except FileNotFoundError:  # archived by a run between listing and stat
+                continue
+            if now - stat.st_mtime < SETTLE_SECONDS:
+                settling.append(sheet.name)
+                continue
+            found.append((stat.st_mtime_ns, lang, sheet, stat))
+    requests = [
+        RunRequest(
+            run_key=f"{sheet.name}:{stat.st_mtime_ns}:{stat.st_size}",
+            partition_key=lang,
+            run_config={"ops": {"reviewed_instructions": {"config": {"returned_sheet": str(sheet)}}}},
+            tags={"instruct_global/review_sheet": sheet.name},
+        )
+        for _, lang, sheet, stat in sorted(found, key=lambda item: item[:2])  # oldest sheet first
+    ]
     if not requests:
+        if settling:
+            return SkipReason(f"waiting for {', '.join(settling)} to stay unchanged for {SETTLE_SECONDS:.0f}s")
         return SkipReason(f"no returned sheets in {data_dir / 'review' / 'inbox'}")
     return requests

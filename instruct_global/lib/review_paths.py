@@ -37,7 +37,12 @@ class ReviewPaths:
 
     def archive(self, sheet: Path) -> Path:
         """Move an applied sheet out of the inbox (kept, time-stamped), so it is not applied twice."""
-        target = self.root / "processed" / f"{time.strftime('%Y%m%dT%H%M%S')}-{sheet.name}"
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.root / "processed" / f"{stamp}-{sheet.name}"
+        n = 1
+        while target.exists():  # a second sheet archived within the same second keeps the first
+            n += 1
+            target = self.root / "processed" / f"{stamp}-{n}-{sheet.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         if sheet.resolve().parent == self.inbox_dir.resolve():
             os.replace(sheet, target)

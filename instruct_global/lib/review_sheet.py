@@ -30,8 +30,10 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -677,18 +679,37 @@ class ReviewStore:
     def save_edits(self, edits: Iterable[ReviewEdit], *, applied_at: str | None = None) -> int:
         """Store ``edits`` (a later review of an id replaces the earlier one); returns how many."""
         stamp = applied_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        reviews = self.load()
-        count = 0
-        for edit in edits:
-            fields = asdict(edit)
-            fields.pop("row_number")
-            reviews[edit.id] = StoredReview(**fields, applied_at=stamp)
-            count += 1
-        lines = "".join(
-            json.dumps(asdict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in reviews.values()
-        )
-        atomic_write(self.path, lambda handle: handle.write(lines.encode("utf-8")))
+        # Read-modify-write under a lock: two runs applying sheets of one language at once (the
+        # sensor requests one run per returned file) must not drop each other's edits.
+        with self._locked():
+            reviews = self.load()
+            count = 0
+            for edit in edits:
+                fields = asdict(edit)
+                fields.pop("row_number")
+                reviews[edit.id] = StoredReview(**fields, applied_at=stamp)
+                count += 1
+            lines = "".join(
+                json.dumps(asdict(r), ensure_ascii=False, sort_keys=True) + "\n" for r in reviews.values()
+            )
+            atomic_write(self.path, lambda handle: handle.write(lines.encode("utf-8")))
         return count
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the store's folder (the store file itself is replaced on every write)."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock available
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+            yield
+        finally:
+            os.close(fd)
 
 
 def _status(review: StoredReview | None, row: Mapping[str, Any]) -> str:

@@ -111,7 +111,12 @@ class FilledRows:
 
 
 def fill_templates(
-    templates: pd.DataFrame, records: pd.DataFrame, quotas: Mapping[str, int], lang_key: str
+    templates: pd.DataFrame,
+    records: pd.DataFrame,
+    quotas: Mapping[str, int],
+    lang_key: str,
+    *,
+    skeletons: pd.DataFrame | None = None,
 ) -> FilledRows:
     """Exactly ``quotas[dataset]`` rows per dataset: translated templates × the dataset's records.
 
@@ -120,6 +125,11 @@ def fill_templates(
     without repetition in a deterministic order; each row's id depends on dataset, record and slot,
     not on the template text, so a reviewer's edit stays attached when a template is regenerated
     (and is then flagged by its changed English source).
+
+    ``skeletons`` (the English templates, translated or not, in generation order) fixes the slots:
+    a template rejected by translation then leaves its slot empty, and only its pairs are replaced
+    (by the next ones in the draw), instead of shifting later templates into other slots and
+    reshuffling every pair of the dataset. Without it, slots are positions among ``templates``.
     """
     rows: list[dict[str, Any]] = []
     shortfall: dict[str, int] = {}
@@ -127,11 +137,15 @@ def fill_templates(
         # templates keep their generation order, so a regenerated template keeps its position
         dataset_templates = templates[templates["dataset"] == dataset].reset_index(drop=True)
         dataset_records = records[records["dataset"] == dataset].sort_values("row_number").reset_index(drop=True)
-        pairs = _spread_pairs(len(dataset_templates), len(dataset_records), stable_id("fill", lang_key, dataset))
+        slot_ids = _slot_ids(dataset_templates, skeletons, dataset)
+        slot_of = {instruction_id: slot for slot, instruction_id in enumerate(slot_ids)}
+        template_at = {slot_of[i]: position for position, i in enumerate(dataset_templates["instruction_id"])}
+        drawn = _spread_pairs(len(slot_ids), len(dataset_records), stable_id("fill", lang_key, dataset))
+        pairs = [(slot, r) for slot, r in drawn if slot in template_at]  # a rejected template's slot stays empty
         if len(pairs) < quota:
             shortfall[dataset] = quota - len(pairs)
         for t, r in pairs[:quota]:
-            template = dataset_templates.iloc[t]
+            template = dataset_templates.iloc[template_at[t]]
             record = dataset_records.iloc[r]
             values = json.loads(record["variables"])
             rows.append({
@@ -151,6 +165,21 @@ def fill_templates(
     frame = pd.DataFrame(rows, columns=list(TARGET_COLUMNS))
     per_category = frame["category"].value_counts().to_dict() if not frame.empty else {}
     return FilledRows(rows=frame, shortfall=shortfall, per_category=per_category)
+
+
+def _slot_ids(dataset_templates: pd.DataFrame, skeletons: pd.DataFrame | None, dataset: str) -> list[str]:
+    """Instruction ids by slot: the dataset's English templates in order, else the translated ones."""
+    translated = list(dataset_templates["instruction_id"])
+    if skeletons is None:
+        return translated
+    slots = list(dict.fromkeys(skeletons.loc[skeletons["dataset"] == dataset, "instruction_id"]))
+    unknown = [i for i in translated if i not in slots]
+    if unknown:
+        raise ValueError(
+            f"translated templates of {dataset!r} missing from the skeletons: {unknown[:5]}; "
+            "the translations are older than the templates: re-materialise translated_instructions"
+        )
+    return slots
 
 
 def _spread_pairs(n_templates: int, n_records: int, seed: str) -> list[tuple[int, int]]:

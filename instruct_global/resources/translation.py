@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import regex
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
@@ -27,6 +28,14 @@ from instruct_global.lib.sentences import Segmented, segment
 from instruct_global.resources.call_cache import CallCacheResource
 
 ENGLISH = "eng"
+# Placeholders and the protection sentinels carry no words; a segment without a letter outside
+# them ("__V1__", "1.", "---", "2 + 2 = 4") is copied as it is: MT models hallucinate on such input.
+_NO_WORDS_RE = regex.compile(r"\{variable_[1-9][0-9]*\}|__V[0-9]+__")
+_LETTER_RE = regex.compile(r"\p{L}")
+
+
+def _has_words(segment_text: str) -> bool:
+    return bool(_LETTER_RE.search(_NO_WORDS_RE.sub(" ", segment_text)))
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,8 @@ class TranslatorResource(ConfigurableResource):
         source: Language | str = ENGLISH,
         target: Language | str,
     ) -> list[TranslationResult]:
-        """Translate ``texts`` (same order out). Empty or blank texts pass through untranslated."""
+        """Translate ``texts`` (same order out). Empty or blank texts, and segments without a word
+        (numbers, punctuation, placeholders, sentinels), pass through untranslated."""
         target_lang = get_language(target) if isinstance(target, str) else target
         target_code = self._language_code(target_lang)
         source_key, source_code = self._resolve_source(source)
@@ -125,9 +135,11 @@ class TranslatorResource(ConfigurableResource):
             layouts.append(layout)
             key_of_segment.append(keys)
             unique.update(zip(keys, layout.segments, strict=True))
+        verbatim = {key: text for key, text in unique.items() if not _has_words(text)}
+        unique = {key: text for key, text in unique.items() if key not in verbatim}
 
         cache = self.cache.get_cache()
-        translated: dict[str, str] = {}
+        translated: dict[str, str] = dict(verbatim)
         from_cache: set[str] = set()
         for key, value in cache.get_many(list(unique)).items():
             if isinstance(value.get("translation"), str):

@@ -91,13 +91,20 @@ class NLLBTranslator(TranslatorResource):
         return f"{self.model_name}@{self.revision}" if self.revision else self.model_name
 
     def cache_params(self) -> dict[str, Any]:
-        return {
+        device = self._resolved_device()
+        params: dict[str, Any] = {
             "engine": self.engine,
-            "precision": self._precision(self._resolved_device()),
+            "precision": self._precision(device),
             "num_beams": self.num_beams,
             "max_length_ratio": self.max_length_ratio,
             "max_new_tokens": self.max_new_tokens,
         }
+        if self.engine == "ctranslate2":
+            # the converted weights are read from ct2_model_dir, not model_name (the tokenizer's
+            # source), and compute_type "default"/int8_float16 resolve differently on CPU and GPU
+            params["ct2_model_dir"] = self.ct2_model_dir
+            params["device"] = device
+        return params
 
     def _translate_uncached(
         self, segments: list[str], source_code: str, target_code: str

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from dagster import build_sensor_context, materialize
+from dagster import SkipReason, build_sensor_context, materialize
 
 from instruct_global.assets.corpus import source_records
 from instruct_global.assets.generate import self_instruct_instructions, skeleton_questions
@@ -91,6 +93,12 @@ def _read(data_dir: Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(data_dir / name / "yor.parquet")
 
 
+def _settled(path: Path) -> None:
+    """Age a returned sheet past the sensor's settle time, as if dropped a minute ago."""
+    then = time.time() - 120
+    os.utime(path, (then, then))
+
+
 def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path: Path) -> None:
     llm_server, mt_server = servers
     resources = _resources(tmp_path, llm_server, mt_server)
@@ -135,6 +143,7 @@ def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path:
     inbox = data_dir / "review" / "inbox"
     inbox.mkdir(parents=True)
     edited.to_csv(inbox / "yor.csv", index=False, encoding="utf-8-sig")
+    _settled(inbox / "yor.csv")
 
     requests = list(review_inbox_sensor(build_sensor_context()))
     assert len(requests) == 1 and requests[0].partition_key == "yor"
@@ -181,6 +190,7 @@ def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path:
     fourth_id = table.cell(row=row_number, column=header.index("id") + 1).value
     table.cell(row=row_number, column=header.index("approved") + 1, value="Yes")
     book.save(inbox / "yor.xlsx")
+    _settled(inbox / "yor.xlsx")
     requests = list(review_inbox_sensor(build_sensor_context()))
     assert [r.partition_key for r in requests] == ["yor"]
     assert materialize(ALL, partition_key="yor", resources=resources, run_config=requests[0].run_config,
@@ -194,6 +204,19 @@ def test_translate_fill_and_review_round_trip(servers, data_dir: Path, tmp_path:
     assert after.loc[third["id"], "review_status"] == "rejected"
     assert after.loc[fourth_id, "review_status"] == "approved"
     assert flagged == {first["id"]}
+
+
+def test_review_sensor_waits_until_a_returned_sheet_stops_changing(data_dir: Path) -> None:
+    """A sheet still being copied into the inbox must not be applied (and archived) half-written."""
+    inbox = data_dir / "review" / "inbox"
+    inbox.mkdir(parents=True)
+    sheet = inbox / "yor.csv"
+    sheet.write_text("id,approved\r\n", encoding="utf-8")  # the first bytes of a sheet being copied
+    assert isinstance(review_inbox_sensor(build_sensor_context()), SkipReason)
+    _settled(sheet)
+    [request] = review_inbox_sensor(build_sensor_context())
+    assert request.partition_key == "yor"
+    assert request.run_config["ops"]["reviewed_instructions"]["config"]["returned_sheet"] == str(sheet)
 
 
 def _unused_llm(tmp_path: Path):

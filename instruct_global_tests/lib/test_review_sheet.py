@@ -391,6 +391,30 @@ def test_store_keeps_the_latest_review_and_refuses_a_corrupt_file(tmp_path: Path
         store.load()
 
 
+def test_concurrent_saves_keep_every_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs storing sheets of one language at once (a CSV and an XLSX returned together)."""
+    import threading
+    import time
+
+    store_path = tmp_path / "store" / "yor.jsonl"
+    original_load = ReviewStore.load
+
+    def slow_load(self: ReviewStore) -> dict:
+        reviews = original_load(self)
+        time.sleep(0.2)  # both runs have read the store before either writes it back
+        return reviews
+
+    monkeypatch.setattr(ReviewStore, "load", slow_load)
+    edits = [ReviewEdit("a1", 2, "h", "o", True), ReviewEdit("b2", 2, "h", "o", False)]
+    threads = [threading.Thread(target=ReviewStore(store_path).save_edits, args=([edit],)) for edit in edits]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.setattr(ReviewStore, "load", original_load)
+    assert set(ReviewStore(store_path).load()) == {"a1", "b2"}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -418,3 +442,17 @@ def test_huge_cells_are_truncated_for_excel_and_still_match(rows: pd.DataFrame, 
     assert returned.set_index("id").loc["d4", "output"].endswith("[truncated for Excel]")
     (edit,) = validate_returned_sheet(returned, big).edits
     assert edit.id == "d4" and edit.status == "approved"
+
+
+def test_archive_keeps_every_applied_sheet(tmp_path: Path) -> None:
+    from instruct_global.lib.review_paths import review_paths
+
+    paths = review_paths(tmp_path, "yor")
+    paths.inbox_dir.mkdir(parents=True)
+    archived = []
+    for version in ("first", "second"):  # two sheets applied within the same second
+        sheet = paths.inbox_dir / "yor.csv"
+        sheet.write_text(version, encoding="utf-8")
+        archived.append(paths.archive(sheet))
+        assert not sheet.exists()
+    assert [p.read_text(encoding="utf-8") for p in archived] == ["first", "second"]

@@ -69,6 +69,21 @@ def test_happy_path_keeps_layout_order_and_bills_characters(
     assert stats.cost_usd == pytest.approx(chars * 20 / 1_000_000)
 
 
+def test_segments_without_words_are_copied_not_sent(
+    make_translator: Callable[..., GoogleTranslator], server: GoogleTranslateServer
+) -> None:
+    """MT models hallucinate on "---" or a lone sentinel; such segments never reach the backend."""
+    translator = make_translator()
+    texts = ["Steps:\n1.\n__V1__\n---\nDone.", "2 + 2 = 4", "{variable_1} {variable_2}?"]
+    results = translator.translate(texts, target=YOR)
+    assert [r.text for r in results] == [
+        "[yo] Steps:\n1.\n__V1__\n---\n[yo] Done.", "2 + 2 = 4", "{variable_1} {variable_2}?"
+    ]
+    assert all(r.ok for r in results)
+    [request] = server.translate_requests
+    assert request.contents == ["Steps:", "Done."]
+
+
 def test_source_language_model_and_price_are_configurable(
     make_translator: Callable[..., GoogleTranslator], server: GoogleTranslateServer
 ) -> None:

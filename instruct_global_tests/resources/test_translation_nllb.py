@@ -214,6 +214,15 @@ def test_ctranslate2_engine_needs_a_converted_model(make_translator: Callable[..
         make_translator(engine="ctranslate2").translate(["Hello."], target=YOR)
 
 
+def test_ctranslate2_cache_key_names_the_converted_model(make_translator: Callable[..., NLLBTranslator]) -> None:
+    """Two converted models (600M, 3.3B) read with one tokenizer (model_name) must not share answers."""
+    small = make_translator(engine="ctranslate2", ct2_model_dir="models/nllb-600M-ct2")
+    large = make_translator(engine="ctranslate2", ct2_model_dir="models/nllb-3.3B-ct2")
+    assert small.model_id() == large.model_id()
+    assert small.cache_params() != large.cache_params()
+    assert make_translator().cache_params() == make_translator(ct2_model_dir="unused").cache_params()
+
+
 def test_ctranslate2_engine_on_the_tiny_model(
     make_translator: Callable[..., NLLBTranslator], tiny_nllb: Path, tmp_path: Path
 ) -> None:
