@@ -58,6 +58,7 @@ class SelfInstructConfig(Config):
     },
     ins={"source_records": AssetIn()},
     partitions_def=language_partitions,
+    # Dagster needs pools when definitions load, so the backend choice (not a secret) is read then
     pool=llm_pool(os.environ),
 )
 def skeleton_questions(

@@ -71,6 +71,7 @@ def _require_backend(translator: TranslatorResource, lang: Language) -> None:
     },
     ins={"skeleton_questions": AssetIn(), "self_instruct_instructions": AssetIn()},
     partitions_def=language_partitions,
+    # Dagster needs pools when definitions load, so the backend choice (not a secret) is read then
     pool=translation_pool(os.environ),
 )
 def translated_instructions(
@@ -84,8 +85,12 @@ def translated_instructions(
     _require_backend(translator, lang)
     english = pd.concat([skeleton_questions, self_instruct_instructions], ignore_index=True, sort=False)
 
+    backend_errors: list[str] = []
+
     def translate_fn(texts: list[str]) -> list[str | None]:
-        return [r.text if r.ok else None for r in translator.translate(texts, source="eng", target=lang)]
+        results = translator.translate(texts, source="eng", target=lang)
+        backend_errors.extend(r.error for r in results if r.error)
+        return [r.text if r.ok else None for r in results]
 
     result = translate_rows(
         english, lang.key, translate_fn,
@@ -97,7 +102,15 @@ def translated_instructions(
         ),
     )
     rows = result.rows
+    if result.texts_sent and backend_errors and rows.empty:
+        # the backend failed as a whole (credentials, quota, model): not a data problem
+        raise RuntimeError(
+            f"the {translator.backend_name} backend translated nothing for {lang.name}; "
+            f"{len(backend_errors)} errors, first: {backend_errors[0]}"
+        )
     yield Output(rows, output_name="translated_instructions", metadata={
+        "backend_errors": len(backend_errors),
+        "first_backend_errors": MetadataValue.json(backend_errors[:5]),
         "rows_in": len(english),
         "translated": len(rows),
         "texts_sent": result.texts_sent,
@@ -114,7 +127,8 @@ def translated_instructions(
 @asset(
     group_name="translate",
     partitions_def=language_partitions,
-    ins={"translated_instructions": AssetIn(), "source_records": AssetIn(), "skeleton_questions": AssetIn()},
+    ins={"translated_instructions": AssetIn(), "source_records": AssetIn(), "skeleton_questions": AssetIn(),
+         "skeleton_question_rejects": AssetIn()},
     dagster_type=TargetRowsFrame,
     description="Translated templates filled with the source records' values (never machine-translated), "
     "exactly the quota per dataset and category.",
@@ -124,17 +138,24 @@ def filled_instructions(
     translated_instructions: pd.DataFrame,
     source_records: pd.DataFrame,
     skeleton_questions: pd.DataFrame,
+    skeleton_question_rejects: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     templates = translated_instructions[translated_instructions["origin"] == "template"]
-    quotas = skeleton_questions.groupby("dataset")["quota"].first().astype(int).to_dict()
-    result = fill_templates(templates, source_records, quotas, context.partition_key)
+    # rejects carry their dataset's quota too: a dataset whose templates all failed is not forgotten
+    quota_rows = pd.concat([skeleton_questions, skeleton_question_rejects], ignore_index=True)
+    quotas = quota_rows.groupby("dataset")["quota"].max().astype(int).to_dict() if not quota_rows.empty else {}
+    result = fill_templates(templates, source_records, quotas, context.partition_key, skeletons=skeleton_questions)
     if result.shortfall:
         context.log.warning(f"fewer template × record pairs than the quota: {result.shortfall}")
+    without_quota = sorted(set(source_records["dataset"]) - set(quotas))
+    if without_quota:
+        context.log.warning(f"datasets with no skeleton templates or quota: {without_quota}")
     return Output(result.rows, metadata={
         "rows": len(result.rows),
         "quota_per_dataset": MetadataValue.json(quotas),
         "rows_per_category": MetadataValue.md(markdown_counts(result.per_category, "category")),
         "shortfall": MetadataValue.json(result.shortfall),
+        "datasets_without_templates": MetadataValue.json(without_quota),
         "preview": MetadataValue.md(markdown_preview(result.rows, ["dataset", *PREVIEW])),
     })
 
@@ -163,8 +184,12 @@ def reviewed_instructions(
     paths = review_paths(resolve_data_dir(None), context.partition_key)
     store = ReviewStore(paths.store)
     applied_now = 0
-    if config.returned_sheet:
-        sheet_path = Path(config.returned_sheet)
+    sheet_path = Path(config.returned_sheet) if config.returned_sheet else None
+    if sheet_path is not None and not sheet_path.exists():
+        # an earlier run already applied and archived this sheet
+        context.log.warning(f"{sheet_path} is gone (already applied?); applying stored reviews only")
+        sheet_path = None
+    if sheet_path is not None:
         # validation raises on any bad row, naming each one: nothing from a bad sheet is applied
         validation = validate_returned_sheet(
             read_returned_sheet(sheet_path), rows, sheet_name=str(sheet_path.name)
