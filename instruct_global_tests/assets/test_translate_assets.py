@@ -290,3 +290,22 @@ def test_language_without_a_backend_fails_naming_language_and_backend(data_dir: 
     assert not result.success
     failure = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data)
     assert "Nigerian Pidgin (pcm)" in failure and "'nllb'" in failure
+
+
+def test_a_backend_that_translates_nothing_fails_the_step_with_its_error(data_dir: Path, tmp_path: Path) -> None:
+    from instruct_global_tests.fixtures.google_translate_server import Fault
+
+    _english_frames(data_dir)
+    with GoogleTranslateServer() as mt_server:
+        mt_server.inject(Fault(status=403, times=None, message="Cloud Translation API has not been used in project"))
+        translator = GoogleTranslator(
+            cache=CallCacheResource(url=str(tmp_path / "calls.sqlite")), project_id="test-project",
+            api_endpoint=mt_server.url, anonymous_credentials_for_testing=True, max_retries=0, timeout_s=5.0,
+        )
+        result = materialize(ALL, partition_key="yor", selection=[translated_instructions], raise_on_error=False,
+                             resources={"io_manager": PartitionedParquetIOManager(), "translator": translator,
+                                        "llm": _unused_llm(tmp_path)})
+    assert not result.success
+    failure = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data)
+    assert "translated nothing" in failure and "has not been used" in failure
+    assert not (data_dir / "translated_instructions" / "yor.parquet").exists()
