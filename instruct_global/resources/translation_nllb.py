@@ -75,7 +75,12 @@ class NLLBTranslator(TranslatorResource):
     max_length_ratio: float = Field(
         default=2.0, gt=0, description="max_new_tokens = ratio x longest input in the batch + 10."
     )
-    max_new_tokens: int = Field(default=512, ge=1, description="Absolute cap on generated tokens.")
+    max_new_tokens: int = Field(
+        default=512,
+        ge=1,
+        description="Absolute cap on generated tokens. An output that reaches the budget (this or the "
+        "ratio's) without ending is a cut-off translation: its segment fails, nothing is cached.",
+    )
 
     # ---- TranslatorResource hooks --------------------------------------------------------------
     def supports(self, lang: Language) -> bool:
@@ -248,11 +253,12 @@ class NLLBTranslator(TranslatorResource):
         target_code: str,
         target_id: int,
     ) -> Iterator[dict[int, SegmentOutcome]]:
+        budget = self._new_token_budget(max(len(encoded[i]) for i in batch))
         try:
             if runtime.engine == "ctranslate2":
-                texts = self._generate_ct2(runtime, [encoded[i] for i in batch], target_code)
+                outputs = self._generate_ct2(runtime, [encoded[i] for i in batch], target_code, budget)
             else:
-                texts = self._generate_transformers(runtime, [encoded[i] for i in batch], target_id)
+                outputs = self._generate_transformers(runtime, [encoded[i] for i in batch], target_id, budget)
         except Exception as exc:
             if _is_out_of_memory(exc) and len(batch) > 1:
                 # a batch too large for the GPU: halve it rather than fail its segments
@@ -265,30 +271,35 @@ class NLLBTranslator(TranslatorResource):
             yield {i: SegmentOutcome(error=message) for i in batch}
             return
         outcomes: dict[int, SegmentOutcome] = {}
-        for i, text in zip(batch, texts, strict=True):
+        for i, (text, ended) in zip(batch, outputs, strict=True):
             text = text.strip()
-            outcomes[i] = (
-                SegmentOutcome(text=text)
-                if text
-                else SegmentOutcome(error="the model produced an empty translation")
-            )
+            if not ended:
+                # the model ran out of tokens mid-sentence: the text is a truncated translation
+                outcomes[i] = SegmentOutcome(
+                    error=f"translation cut off at {budget} new tokens (no end of sequence); raise "
+                    f"max_new_tokens ({self.max_new_tokens}) / max_length_ratio ({self.max_length_ratio})"
+                )
+            elif not text:
+                outcomes[i] = SegmentOutcome(error="the model produced an empty translation")
+            else:
+                outcomes[i] = SegmentOutcome(text=text)
         yield outcomes
 
     def _generate_transformers(
-        self, runtime: NLLBRuntime, inputs: list[list[int]], target_id: int
-    ) -> list[str]:
+        self, runtime: NLLBRuntime, inputs: list[list[int]], target_id: int, budget: int
+    ) -> list[tuple[str, bool]]:
+        """``(text, ended)`` per input; ``ended`` is False where generation stopped at ``budget``."""
         import torch
 
         tokenizer, model = runtime.tokenizer, runtime.model
         padded = tokenizer.pad({"input_ids": inputs}, padding=True, return_tensors="pt")
         padded = {k: v.to(model.device) for k, v in padded.items()}
-        longest = max(len(ids) for ids in inputs)
         with torch.inference_mode():
             output = model.generate(
                 **padded,
                 forced_bos_token_id=target_id,
                 num_beams=self.num_beams,
-                max_new_tokens=self._new_token_budget(longest),
+                max_new_tokens=budget,
                 do_sample=False,
             )
         self._call_stats.add(
@@ -296,31 +307,53 @@ class NLLBTranslator(TranslatorResource):
             input_tokens=sum(len(ids) for ids in inputs),
             output_tokens=int((output != tokenizer.pad_token_id).sum().item()),
         )
-        return tokenizer.batch_decode(output, skip_special_tokens=True)
+        # each row is the decoder start token (</s> in NLLB), the forced language code, the
+        # translation, then </s> if the model ended it, then padding where other rows ran longer
+        eos_ids = _eos_ids(model, tokenizer)
+        generated = output[:, 1:].tolist()
+        ended = [any(token in eos_ids for token in row) for row in generated]
+        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+        return list(zip(texts, ended, strict=True))
 
-    def _generate_ct2(self, runtime: NLLBRuntime, inputs: list[list[int]], target_code: str) -> list[str]:
+    def _generate_ct2(
+        self, runtime: NLLBRuntime, inputs: list[list[int]], target_code: str, budget: int
+    ) -> list[tuple[str, bool]]:
+        """``(text, ended)`` per input; ``ended`` is False where decoding stopped at ``budget``."""
         tokenizer = runtime.tokenizer
         source_tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in inputs]
-        longest = max(len(ids) for ids in inputs)
         results = runtime.model.translate_batch(
             source_tokens,
             target_prefix=[[target_code]] * len(inputs),
             beam_size=self.num_beams,
             max_batch_size=self.batch_size,
-            max_decoding_length=self._new_token_budget(longest),
+            max_decoding_length=budget,
+            return_end_token=True,  # a hypothesis without it was cut off at max_decoding_length
         )
-        texts: list[str] = []
+        end_token = tokenizer.eos_token
+        outputs: list[tuple[str, bool]] = []
         output_tokens = 0
         for result in results:
             tokens = result.hypotheses[0]
             if tokens and tokens[0] == target_code:
                 tokens = tokens[1:]
+            ended = bool(tokens) and tokens[-1] == end_token
+            if ended:
+                tokens = tokens[:-1]
             output_tokens += len(tokens)
-            texts.append(tokenizer.decode(tokenizer.convert_tokens_to_ids(tokens), skip_special_tokens=True))
+            text = tokenizer.decode(tokenizer.convert_tokens_to_ids(tokens), skip_special_tokens=True)
+            outputs.append((text, ended))
         self._call_stats.add(
             calls=1, input_tokens=sum(len(ids) for ids in inputs), output_tokens=output_tokens
         )
-        return texts
+        return outputs
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The ids that end generation: the generation config's (an int or a list), else the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    return {int(i) for i in (configured if isinstance(configured, (list, tuple)) else [configured])}
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -18,8 +18,10 @@ from instruct_global.resources.translation_nllb import ModelNotAvailableError, N
 from instruct_global_tests.fixtures.tiny_nllb import build_tiny_nllb
 
 YOR, AMH = get_language("yor"), get_language("amh")
-# fast settings: the tiny model never stops on its own, so output length is the token budget
+# fast settings: the tiny model ends every output after 3 to 8 tokens (at most 10 new tokens with the
+# language code and </s>), inside the budget these give (at least 11)
 FAST = {"num_beams": 2, "max_length_ratio": 0.3, "max_new_tokens": 16}
+CUT_OFF = "cut off at {} new tokens (no end of sequence)"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,6 +39,23 @@ def single_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def tiny_nllb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_nllb(tmp_path_factory.mktemp("tiny-nllb"))
+
+
+@pytest.fixture(scope="module")
+def never_ending_nllb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_nllb(tmp_path_factory.mktemp("tiny-nllb-never-ends"), ends=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_nllb_ct2(tiny_nllb: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("ctranslate2")
+    from ctranslate2.converters import TransformersConverter
+
+    try:
+        output_dir = tmp_path_factory.mktemp("tiny-nllb-ct2") / "ct2"
+        return TransformersConverter(str(tiny_nllb)).convert(str(output_dir))
+    except Exception as exc:  # pragma: no cover - depends on the installed converter
+        pytest.skip(f"CTranslate2 cannot convert the tiny NLLB model: {type(exc).__name__}: {exc}")
 
 
 @pytest.fixture
@@ -224,19 +243,13 @@ def test_ctranslate2_cache_key_names_the_converted_model(make_translator: Callab
 
 
 def test_ctranslate2_engine_on_the_tiny_model(
-    make_translator: Callable[..., NLLBTranslator], tiny_nllb: Path, tmp_path: Path
+    make_translator: Callable[..., NLLBTranslator], tiny_nllb_ct2: str
 ) -> None:
-    ctranslate2 = pytest.importorskip("ctranslate2")
-    from ctranslate2.converters import TransformersConverter
+    import ctranslate2
 
-    try:
-        converted = TransformersConverter(str(tiny_nllb)).convert(str(tmp_path / "ct2"))
-    except Exception as exc:  # pragma: no cover - depends on the installed converter
-        pytest.skip(f"CTranslate2 cannot convert the tiny NLLB model: {type(exc).__name__}: {exc}")
     assert ctranslate2.__version__
-
     texts = ["Good morning, friend.", "Where is the market? It is near.", "Go!"]
-    ct2 = make_translator("ct2.db", engine="ctranslate2", ct2_model_dir=converted, num_beams=1)
+    ct2 = make_translator("ct2.db", engine="ctranslate2", ct2_model_dir=tiny_nllb_ct2, num_beams=1)
     hf = make_translator("hf.db", num_beams=1)
     ct2_results = ct2.translate(texts, target=YOR)
     assert all(r.ok for r in ct2_results)
@@ -246,3 +259,103 @@ def test_ctranslate2_engine_on_the_tiny_model(
     assert ct2.stats().calls == 1
     # the engine is part of the cache key: no cross-talk between engines
     assert ct2.translate(texts, target=YOR)[0].cached_segments == 1
+
+
+# ---- outputs cut off at the token budget ---------------------------------------------------------
+def test_output_cut_off_at_the_token_budget_is_an_error_and_not_cached(
+    make_translator: Callable[..., NLLBTranslator], never_ending_nllb: Path
+) -> None:
+    settings = {"model_name": str(never_ending_nllb), "max_new_tokens": 12}
+    translator = make_translator(**settings)
+    results = translator.translate(["Good morning, friend.", "Hi."], target=YOR)
+    for result in results:  # the junk ran to the budget: a truncated text, never data
+        assert result.text is None
+        assert CUT_OFF.format(12) in result.error and "max_new_tokens" in result.error
+        assert "max_length_ratio" in result.error
+    assert translator.stats().failures == 2
+
+    again = make_translator(**settings)  # a re-run on the same cache asks the model again
+    assert all(not r.ok and r.cached_segments == 0 for r in again.translate(["Hi."], target=YOR))
+    assert again.stats().calls == 1 and again.stats().cache_hits == 0
+
+
+def test_a_cut_off_output_fails_and_a_higher_budget_then_succeeds(
+    make_translator: Callable[..., NLLBTranslator], spy: GenerateSpy
+) -> None:
+    text = ["Where is the market?"]
+    [cut] = make_translator(max_new_tokens=4).translate(text, target=YOR)  # 4 < 3 tokens + code + </s>
+    assert cut.text is None and CUT_OFF.format(4) in cut.error
+    assert spy.calls[-1]["output"].shape[1] == 1 + 4  # decoder start + the whole budget, no </s>
+
+    [retry] = make_translator(max_new_tokens=4).translate(text, target=YOR)
+    assert not retry.ok and retry.cached_segments == 0 and len(spy.calls) == 2  # the error was not cached
+
+    [done] = make_translator().translate(text, target=YOR)  # FAST: max_new_tokens=16
+    assert done.ok and done.text and done.cached_segments == 0 and len(spy.calls) == 3
+    tokenizer = make_translator().load().tokenizer
+    assert tokenizer.eos_token_id in spy.calls[-1]["output"][0, 1:].tolist()
+    [cached] = make_translator().translate(text, target=YOR)
+    assert cached.text == done.text and cached.cached_segments == 1 and len(spy.calls) == 3
+
+
+def test_one_batch_keeps_the_ended_outputs_and_fails_the_cut_off_ones(
+    make_translator: Callable[..., NLLBTranslator], spy: GenerateSpy
+) -> None:
+    """Ended rows are padded after </s> while the others run on: each row is judged on its own."""
+    texts = [
+        "Hi.",
+        "A much longer sentence about rivers and rain.",
+        "Medium length text here.",
+        "Okay then.",
+        "Go on!",
+        "Good morning, friend.",
+        "Where is the market?",
+        "Short text.",
+    ]
+    full = make_translator("full.db", num_beams=1).translate(texts, target=YOR)
+    assert all(r.ok for r in full)
+    eos = make_translator().load().tokenizer.eos_token_id
+    # new tokens each output needs: language code, junk, </s> (padding after </s> where it ended early)
+    rows = spy.calls[-1]["output"][:, 1:].tolist()
+    needed = sorted(row.index(eos) + 1 for row in rows)
+    budget = needed[len(needed) // 2]
+    assert needed[0] <= budget < needed[-1]  # the fixture ends outputs at different steps
+
+    spy.calls.clear()
+    short = make_translator("short.db", num_beams=1, max_new_tokens=budget).translate(texts, target=YOR)
+    assert len(spy.calls) == 1  # one batch
+    kept = [r for r in short if r.ok]
+    assert 0 < len(kept) < len(texts)
+    for before, after in zip(full, short, strict=True):  # greedy: the same tokens up to the budget
+        if after.ok:
+            assert after.text == before.text
+        else:
+            assert after.text is None and CUT_OFF.format(budget) in after.error
+
+
+def test_ctranslate2_cut_off_output_is_an_error_as_in_transformers(
+    make_translator: Callable[..., NLLBTranslator], tiny_nllb_ct2: str
+) -> None:
+    texts = ["Good morning, friend.", "Where is the market?", "Go!", "Hi.", "Okay then.", "Short text."]
+    full = make_translator("full.db", engine="ctranslate2", ct2_model_dir=tiny_nllb_ct2, num_beams=1)
+    assert all(r.ok for r in full.translate(texts, target=YOR))
+
+    outcomes = {}
+    for budget in (4, 7):
+        ct2 = make_translator(f"ct2-{budget}.db", engine="ctranslate2", ct2_model_dir=tiny_nllb_ct2,
+                              num_beams=1, max_new_tokens=budget)  # fmt: skip
+        hf = make_translator(f"hf-{budget}.db", num_beams=1, max_new_tokens=budget)
+        ct2_results, hf_results = ct2.translate(texts, target=YOR), hf.translate(texts, target=YOR)
+        # the two engines agree on which outputs ended within the budget, and on their text
+        assert [(r.text, r.error) for r in ct2_results] == [(r.text, r.error) for r in hf_results]
+        outcomes[budget] = [r.ok for r in ct2_results]
+        for result in ct2_results:
+            assert result.ok or CUT_OFF.format(budget) in result.error
+        # errors are not cached: a re-run asks the model again
+        rerun = make_translator(f"ct2-{budget}.db", engine="ctranslate2", ct2_model_dir=tiny_nllb_ct2,
+                                num_beams=1, max_new_tokens=budget)  # fmt: skip
+        rerun_results = rerun.translate(texts, target=YOR)
+        assert [r.cached_segments for r in rerun_results] == [int(ok) for ok in outcomes[budget]]
+        assert rerun.stats().calls == (0 if all(outcomes[budget]) else 1)
+    assert not any(outcomes[4])  # no output ends within 4 tokens (3 junk tokens at least)
+    assert any(outcomes[7]) and not all(outcomes[7])  # some end within 7, some do not
