@@ -32,7 +32,7 @@ from instruct_global.lib.review_sheet import (
     validate_returned_sheet,
     write_review_sheet,
 )
-from instruct_global.lib.target_rows import TARGET_COLUMNS, fill_templates, translate_rows
+from instruct_global.lib.target_rows import TARGET_COLUMNS, fill_templates, review_warnings, translate_rows
 from instruct_global.lib.translation_checks import TranslationCheckConfig
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.parquet_io import resolve_data_dir
@@ -217,8 +217,7 @@ def review_sheet(context: AssetExecutionContext, reviewed_instructions: pd.DataF
     pending = reviewed_instructions[
         reviewed_instructions["review_status"].isin(["unreviewed", "needs_review_again"])
     ].copy()
-    pending["warnings"] = pending["review_status"].map(
-        lambda status: "English source changed since review" if status == "needs_review_again" else "")
+    pending["warnings"] = [review_warnings(row) for row in pending.to_dict("records")]
     sheet = build_review_sheet(pending)
     paths = review_paths(resolve_data_dir(None), context.partition_key)
     write_review_sheet(sheet, paths.outbox_csv, paths.outbox_xlsx)

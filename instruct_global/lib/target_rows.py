@@ -193,3 +193,13 @@ def _spread_pairs(n_templates: int, n_records: int, seed: str) -> list[tuple[int
     rounds = list(range(n_templates))
     rng.shuffle(rounds)
     return [((position + shift) % n_templates, record) for shift in rounds for position, record in enumerate(record_order)]
+
+
+def review_warnings(row: Mapping[str, Any]) -> str:
+    """Soft warnings a reviewer should see first (rows with failed checks never get this far)."""
+    warnings = []
+    if row.get("review_status") == "needs_review_again":
+        warnings.append("English source changed since review")
+    if row.get("translation_strategy") == "split":
+        warnings.append("translated around placeholders (split): check fluency")
+    return "; ".join(warnings)

@@ -120,3 +120,18 @@ def test_translated_templates_unknown_to_the_skeletons_are_an_error() -> None:
     skeletons = _templates(["t1"])[["instruction_id", "dataset"]]
     with pytest.raises(ValueError, match="missing from the skeletons"):
         fill_templates(_templates(["t1", "t9"]), _records(2), {"proverbs": 2}, "yor", skeletons=skeletons)
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"review_status": "unreviewed", "translation_strategy": "sentinel"}, ""),
+        ({"review_status": "needs_review_again", "translation_strategy": "sentinel"}, "English source changed"),
+        ({"review_status": "unreviewed", "translation_strategy": "split"}, "split"),
+    ],
+)
+def test_review_warnings(row: dict, expected: str) -> None:
+    from instruct_global.lib.target_rows import review_warnings
+
+    warning = review_warnings(row)
+    assert (expected in warning) if expected else warning == ""
