@@ -15,6 +15,7 @@ from collections.abc import Callable
 import regex
 
 from instruct_global.languages import Language
+from instruct_global.lib import sentences
 
 TokenCounter = Callable[[str], int]
 
@@ -23,12 +24,6 @@ TokenCounter = Callable[[str], int]
 DEFAULT_TOKEN_FACTOR = 1.5
 _PIECE = regex.compile(r"[\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}\s]")
 _PARAGRAPH_BREAK = regex.compile(r"(\n\s*)")  # captured: chunks keep the document's own breaks
-# A sentence ends at a terminator (Latin, Ethiopic ። ፧ ፨, Armenian ։, Arabic ؟, danda) plus any
-# closing quotes or brackets, followed by whitespace. Ethiopic stops need no following space.
-_SENTENCE_BOUNDARY = regex.compile(r"(?<=[.!?…։؟।][\"'”’»)\]]*)\s+|(?<=[።፧፨][\"'”’»)\]]*)\s*(?=\S)")
-# ISO 639-3 -> pysbd code, only where pysbd has rules for the language.
-_PYSBD_CODES = {"amh": "am", "eng": "en", "fra": "fr", "ara": "ar"}
-
 
 def approx_token_count(text: str, factor: float = DEFAULT_TOKEN_FACTOR) -> int:
     """Words and punctuation marks times ``factor``, rounded up. Fast and offline."""
@@ -39,23 +34,14 @@ def make_approx_counter(factor: float = DEFAULT_TOKEN_FACTOR) -> TokenCounter:
     return functools.partial(approx_token_count, factor=factor)
 
 
-@functools.cache
-def _pysbd_segmenter(code: str):
-    import pysbd
-
-    return pysbd.Segmenter(language=code, clean=False)
-
-
 def regex_split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_BOUNDARY.split(text) if s.strip()]
+    """Sentences by the terminator-aware regex splitter (no language rules)."""
+    return sentences.split_sentences(text, "und")
 
 
 def split_sentences(text: str, lang: Language | None = None) -> list[str]:
-    """pysbd where it has rules for the language, else a terminator-aware regex splitter."""
-    code = _PYSBD_CODES.get(lang.key) if lang is not None else None
-    if code is None:
-        return regex_split_sentences(text)
-    return [s.strip() for s in _pysbd_segmenter(code).segment(text) if s.strip()]
+    """pysbd where it has rules for the language, else the terminator-aware regex splitter."""
+    return sentences.split_sentences(text, lang.key if lang is not None else "und")
 
 
 def _largest_prefix(n: int, fits: Callable[[int], bool]) -> int:

@@ -27,10 +27,10 @@ from instruct_global.lib.chunking import (
     make_approx_counter,
 )
 from instruct_global.lib.dedupe import ExactDeduplicator, NearDeduplicator
+from instruct_global.lib.documents import DOCUMENT_COLUMNS
 from instruct_global.lib.langid import LidResult, identify, lid_method_for
 from instruct_global.lib.normalise import normalise_text
 
-DOCUMENT_COLUMNS = ("doc_id", "lang", "source", "url", "title", "text", "license", "retrieved_at")
 CLEAN_EXTRA_COLUMNS = ("chunk_id", "chunk_index", "n_chunks", "n_tokens", "lid_lang", "lid_score")
 REJECT_EXTRA_COLUMNS = ("reason", "reason_detail")
 DROP_REASONS = (

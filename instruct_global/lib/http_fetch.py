@@ -7,7 +7,6 @@ Pure Python (httpx + urllib.robotparser); no dagster import.
 from __future__ import annotations
 
 import codecs
-import email.utils
 import hashlib
 import random
 import re
@@ -21,6 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+# one Retry-After parser for the project; exported under its old name here too
+from instruct_global.lib.retry import retry_after_seconds as parse_retry_after
 
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 # RFC 9309 asks crawlers to parse at least 500 KiB of robots.txt; more than that is ignored.
@@ -126,25 +128,6 @@ def make_doc_id(source: str, url: str) -> str:
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
 
 
 # Decoding: a per-thread counter behind a registered codec error handler, so invalid bytes are replaced

@@ -20,7 +20,9 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 
-def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
+def redact(
+    text: object, secrets: Iterable[str | None] = (), extra_patterns: Iterable[re.Pattern[str]] = ()
+) -> str:
     """``text`` as a string with every known secret and every credential-shaped token masked.
 
     Known secrets are replaced first (longest first so a key that contains another is masked
@@ -29,7 +31,7 @@ def redact(text: object, secrets: Iterable[str | None] = ()) -> str:
     out = str(text)
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         out = out.replace(secret, REDACTED)
-    for pattern in _PATTERNS:
+    for pattern in (*_PATTERNS, *extra_patterns):
         if pattern.groups >= 2:
             out = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
         else:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr
 
 from instruct_global.languages import Language
-from instruct_global.lib.redact import REDACTED, redact
+from instruct_global.lib.redact import redact
 from instruct_global.resources.translation import SegmentOutcome, TranslatorResource
 
 API_MAX_SEGMENTS = 1024
@@ -41,13 +41,7 @@ _GOOGLE_SECRET_PATTERNS = (
 
 def redact_secrets(text: str, known: tuple[str, ...] = ()) -> str:
     """``text`` with known secrets and anything shaped like a Google or generic credential masked."""
-    text = redact(text, known)
-    for pattern in _GOOGLE_SECRET_PATTERNS:
-        if pattern.groups >= 2:
-            text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-        else:
-            text = pattern.sub(REDACTED, text)
-    return text
+    return redact(text, known, extra_patterns=_GOOGLE_SECRET_PATTERNS)
 
 
 class GoogleTranslator(TranslatorResource):
