@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import regex
 
 from instruct_global.languages import Language
 from instruct_global.lib.chunking import (
@@ -30,6 +29,7 @@ from instruct_global.lib.dedupe import ExactDeduplicator, NearDeduplicator
 from instruct_global.lib.documents import DOCUMENT_COLUMNS
 from instruct_global.lib.langid import LidResult, identify, lid_method_for
 from instruct_global.lib.normalise import normalise_text
+from instruct_global.lib.text_tokens import WORD_RE
 
 CLEAN_EXTRA_COLUMNS = ("chunk_id", "chunk_index", "n_chunks", "n_tokens", "lid_lang", "lid_score")
 REJECT_EXTRA_COLUMNS = ("reason", "reason_detail")
@@ -41,7 +41,6 @@ DROP_REASONS = (
     "wrong_language",
     "near_duplicate",
 )
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 
 Verdict = tuple[bool, str | None]  # (keep, reason)
 
@@ -100,7 +99,7 @@ class CleaningResult:
 def length_filter(text: str, config: CleaningConfig) -> Verdict:
     if not text.strip():
         return False, "empty_after_cleaning"
-    if len(text) < config.min_chars or len(_WORD.findall(text)) < config.min_words:
+    if len(text) < config.min_chars or len(WORD_RE.findall(text)) < config.min_words:
         return False, "too_short"
     return True, None
 
@@ -185,7 +184,7 @@ def clean_corpus(docs: pd.DataFrame, lang: Language, config: CleaningConfig | No
 
         keep, reason = length_filter(text, config)
         if not keep:
-            n_words = len(_WORD.findall(text))
+            n_words = len(WORD_RE.findall(text))
             detail = (
                 f"nothing left after cleaning ({normalised.boilerplate_lines} boilerplate lines removed)"
                 if reason == "empty_after_cleaning"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 
-import regex
 from datasketch import MinHash, MinHashLSH
 
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+from instruct_global.lib.text_tokens import WORD_RE
+
 _SCHEME = "affine32"
 _LSH_RECALL_FACTOR = 0.7
 
@@ -23,7 +23,7 @@ def text_fingerprint(text: str) -> str:
 
 
 def word_shingles(text: str, size: int = 5) -> set[str]:
-    words = [w.casefold() for w in _WORD.findall(text)]
+    words = [w.casefold() for w in WORD_RE.findall(text)]
     if len(words) <= size:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import ftfy
 import regex
 
+from instruct_global.lib.text_tokens import WORD_RE
+
 # Keep typographic quotes: they are the author's text, and "uncurling" would change Hausa and
 # Yoruba apostrophes for no benefit.
 _FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
 
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 _LETTER = regex.compile(r"\p{L}")
 # Bounded repeats throughout: unbounded ones backtrack quadratically on hostile input
 # (thousands of "[http://" or "a@" with no closing character).
@@ -193,7 +194,7 @@ def clean_whitespace(text: str) -> str:
 
 
 def _is_short_plain(line: str) -> bool:
-    return 1 <= len(_WORD.findall(line)) <= 3 and not _SENTENCE_END.search(line)
+    return 1 <= len(WORD_RE.findall(line)) <= 3 and not _SENTENCE_END.search(line)
 
 
 def is_boilerplate_line(line: str) -> bool:
@@ -203,7 +204,7 @@ def is_boilerplate_line(line: str) -> bool:
         return False
     if not _LETTER.search(stripped):
         return True  # separators, bare numbers, dates, emoji rows
-    n_words = len(_WORD.findall(stripped))
+    n_words = len(WORD_RE.findall(stripped))
     url_chars = sum(len(m) for m in _URL.findall(stripped))
     if url_chars / len(stripped) > 0.5:
         return True
@@ -213,7 +214,7 @@ def is_boilerplate_line(line: str) -> bool:
     if n_words <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
         return True
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
-    return len(items) >= 3 and all(len(_WORD.findall(i)) <= 3 for i in items)
+    return len(items) >= 3 and all(len(WORD_RE.findall(i)) <= 3 for i in items)
 
 
 def _drop_menu_run(run: list[int], drop: list[bool]) -> None:

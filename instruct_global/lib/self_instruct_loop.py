@@ -19,6 +19,7 @@ import pandas as pd
 
 from instruct_global.languages import Language
 from instruct_global.lib.categories import CATEGORIES, exact_quotas, normalise_mix
+from instruct_global.lib.ids import stable_id
 from instruct_global.lib.novelty import NoveltyFilter
 from instruct_global.lib.self_instruct import (
     FilterConfig,
@@ -29,7 +30,7 @@ from instruct_global.lib.self_instruct import (
     parse_numbered_instructions,
     sample_prompt_examples,
 )
-from instruct_global.lib.skeleton_generation import ENGLISH_COLUMNS, Complete, stable_id
+from instruct_global.lib.skeleton_generation import ENGLISH_COLUMNS, Complete
 
 
 @dataclass(frozen=True)

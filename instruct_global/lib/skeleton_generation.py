@@ -7,7 +7,6 @@ so a re-run rebuilds exactly the same requests and the call cache answers all of
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +17,7 @@ import pandas as pd
 
 from instruct_global.languages import Language
 from instruct_global.lib.categories import CATEGORIES, exact_quotas, restrict_mix
+from instruct_global.lib.ids import stable_id
 from instruct_global.lib.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.placeholders import expected_names
 from instruct_global.lib.skeleton_prompts import (
@@ -31,12 +31,6 @@ Complete = Callable[[Sequence[ChatRequest]], list[ChatResult]]
 ENGLISH_COLUMNS = (
     "instruction_id", "category", "instruction_en", "input_en", "output_en", "origin", "dataset", "max_rouge_l",
 )  # fmt: skip
-
-
-def stable_id(*parts: object) -> str:
-    """A hash of the content and origin that produced a row: caches, reviews and re-runs line up."""
-    material = json.dumps([str(p) for p in parts], ensure_ascii=False)
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from instruct_global.lib.ids import stable_id
 from instruct_global.lib.placeholder_protection import translate_with_protection
 from instruct_global.lib.placeholders import fill_placeholders
-from instruct_global.lib.skeleton_generation import stable_id
 from instruct_global.lib.translation_checks import DEFAULT_CONFIG, TranslationCheckConfig, check_translation
 
 FIELDS = ("instruction", "input", "output")

@@ -18,7 +18,7 @@ import regex
 _ROUGE_TOKEN_RE = re.compile(r"[a-z0-9]+")
 
 # Letters, combining marks (Yoruba tone marks, Ethiopic vowel marks) and digits of any script.
-_UNICODE_WORD_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+WORD_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 
 
 def rouge_tokenize(text: str) -> list[str]:
@@ -38,4 +38,4 @@ def unicode_word_tokenize(text: str) -> list[str]:
     characters (``İ`` folds to ``i`` + combining dot above).
     """
     folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
-    return _UNICODE_WORD_RE.findall(folded)
+    return WORD_RE.findall(folded)

@@ -21,11 +21,11 @@ import regex
 
 from instruct_global.lib.placeholder_protection import placeholder_mismatches
 from instruct_global.lib.placeholders import PLACEHOLDER_RE
+from instruct_global.lib.text_tokens import WORD_RE
 
 Identify = Callable[[str], tuple[str, float]]
 CheckResult = tuple[bool, str | None]
 
-_WORD_RE = regex.compile(r"[\p{L}\p{M}\p{N}]+")
 _LETTER_RE = regex.compile(r"\p{L}")
 _NOT_WORD_RE = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 # A short unit repeated back to back: "ááááááááá", "hahahahahaha", "።።።።።።።።".
@@ -74,7 +74,7 @@ def _without_placeholders(text: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    return [token.casefold() for token in _WORD_RE.findall(_without_placeholders(text))]
+    return [token.casefold() for token in WORD_RE.findall(_without_placeholders(text))]
 
 
 def _normalised(text: str) -> str:
@@ -87,7 +87,7 @@ def check_empty(source: str, output: str | None) -> CheckResult:
     """No words in the output while the source has some (placeholders alone are not a translation)."""
     if output is None or not output.strip():
         return (not source.strip(), "empty" if source.strip() else None)
-    if _WORD_RE.search(_without_placeholders(output)) or not _WORD_RE.search(_without_placeholders(source)):
+    if WORD_RE.search(_without_placeholders(output)) or not WORD_RE.search(_without_placeholders(source)):
         return True, None
     return False, "empty"
 
