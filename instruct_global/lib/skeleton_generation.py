@@ -162,8 +162,6 @@ def generate_skeletons(
     result.templates = pd.DataFrame(rows, columns=[*ENGLISH_COLUMNS, "quota"])
     result.rejects = pd.DataFrame(rejects, columns=[*ENGLISH_COLUMNS, "quota", "reason", "attempt"])
     result.shortfall = {n: wanted[n] - len(kept[n]) for n in wanted if len(kept[n]) < wanted[n]}
-    for name, quota in quotas.items():
-        result.templates.loc[result.templates["dataset"] == name, "quota"] = quota
     # an empty frame would type max_rouge_l as object, which the frame contract (float) rejects
     result.templates = result.templates.astype({"quota": "int64", "max_rouge_l": "float64"})
     result.rejects = result.rejects.astype({"max_rouge_l": "float64"})
