@@ -32,7 +32,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from instruct_global.lib.llm_types import ChatRequest  # noqa: E402
+from instruct_global.lib.common.llm_types import ChatRequest  # noqa: E402
 from instruct_global.resources.call_cache import CallCacheResource  # noqa: E402
 from instruct_global.resources.llm import ModelPriceConfig  # noqa: E402
 from instruct_global.resources.llm_openai import OpenAICompatibleLLM  # noqa: E402

@@ -35,8 +35,8 @@ from rouge_score import rouge_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instruct_global.lib.novelty import NoveltyFilter
-from instruct_global.lib.text_tokens import rouge_tokenize
+from instruct_global.lib.common.text_tokens import rouge_tokenize
+from instruct_global.lib.generate.novelty import NoveltyFilter
 
 THRESHOLD = 0.7
 SEED = 20240601

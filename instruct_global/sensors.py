@@ -7,7 +7,7 @@ import time
 from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from instruct_global.languages import language_keys
-from instruct_global.lib.review_paths import review_paths
+from instruct_global.lib.translate.review_paths import review_paths
 from instruct_global.resources.parquet_io import resolve_data_dir
 
 REVIEWED = AssetKey("reviewed_instructions")

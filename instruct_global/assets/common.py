@@ -6,8 +6,8 @@ from collections.abc import Mapping
 import pandas as pd
 from dagster import MetadataValue
 
-from instruct_global.lib.accounting import CallStats
-from instruct_global.lib.report import markdown_counts, markdown_preview
+from instruct_global.lib.common.accounting import CallStats
+from instruct_global.lib.common.report import markdown_counts, markdown_preview
 
 
 def drop_metadata(reasons: Mapping[str, int], prefix: str = "dropped") -> dict[str, object]:

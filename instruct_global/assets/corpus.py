@@ -22,19 +22,19 @@ from pydantic import Field
 
 from instruct_global.assets.common import drop_metadata
 from instruct_global.frames import CleanDocumentsFrame, DocumentsFrame, RejectsFrame, SourceRecordsFrame
-from instruct_global.lib.bbc import BbcScraper
-from instruct_global.lib.bbc_saved import iter_saved_articles
-from instruct_global.lib.cleaning import CleaningConfig, clean_corpus
-from instruct_global.lib.corpus_checks import duplicate_rate, lid_pass_rate, min_documents
-from instruct_global.lib.documents import documents_frame
-from instruct_global.lib.report import (
+from instruct_global.lib.common.report import (
     LENGTH_BINS_CHARS,
     markdown_counts,
     markdown_histogram,
     markdown_preview,
 )
-from instruct_global.lib.source_records import RECORD_COLUMNS, load_source_records
-from instruct_global.lib.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
+from instruct_global.lib.corpus.bbc import BbcScraper
+from instruct_global.lib.corpus.bbc_saved import iter_saved_articles
+from instruct_global.lib.corpus.checks import duplicate_rate, lid_pass_rate, min_documents
+from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
+from instruct_global.lib.corpus.documents import documents_frame
+from instruct_global.lib.corpus.source_records import RECORD_COLUMNS, load_source_records
+from instruct_global.lib.corpus.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.http import HttpFetcherResource
 

@@ -10,11 +10,11 @@ from pydantic import Field
 
 from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
 from instruct_global.frames import EnglishInstructionsFrame, RejectsFrame
-from instruct_global.lib.categories import DEFAULT_MIX, normalise_mix
-from instruct_global.lib.report import markdown_counts, markdown_histogram, markdown_preview
-from instruct_global.lib.self_instruct import FilterConfig, load_seed_tasks
-from instruct_global.lib.self_instruct_loop import SelfInstructSettings, run_self_instruct
-from instruct_global.lib.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
+from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
+from instruct_global.lib.common.report import markdown_counts, markdown_histogram, markdown_preview
+from instruct_global.lib.generate.self_instruct import FilterConfig, load_seed_tasks
+from instruct_global.lib.generate.self_instruct_loop import SelfInstructSettings, run_self_instruct
+from instruct_global.lib.generate.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.llm import LLMResource
 from instruct_global.resources.selection import llm_pool

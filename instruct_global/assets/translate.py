@@ -3,7 +3,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -21,19 +20,18 @@ from pydantic import Field
 from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
 from instruct_global.frames import RejectsFrame, TargetRowsFrame
 from instruct_global.languages import Language, UnsupportedLanguageError
-from instruct_global.lib.langid import identify
-from instruct_global.lib.report import markdown_counts, markdown_preview
-from instruct_global.lib.review_paths import review_paths
-from instruct_global.lib.review_sheet import (
-    ReviewStore,
-    apply_stored_reviews,
-    build_review_sheet,
-    read_returned_sheet,
-    validate_returned_sheet,
-    write_review_sheet,
+from instruct_global.lib.common.report import markdown_counts, markdown_preview
+from instruct_global.lib.corpus.langid import identify
+from instruct_global.lib.translate.checks import TranslationCheckConfig
+from instruct_global.lib.translate.review_paths import review_paths
+from instruct_global.lib.translate.review_round import run_review_round
+from instruct_global.lib.translate.review_sheet import build_review_sheet, write_review_sheet
+from instruct_global.lib.translate.target_rows import (
+    TARGET_COLUMNS,
+    fill_templates,
+    review_warnings,
+    translate_rows,
 )
-from instruct_global.lib.target_rows import TARGET_COLUMNS, fill_templates, review_warnings, translate_rows
-from instruct_global.lib.translation_checks import TranslationCheckConfig
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.parquet_io import resolve_data_dir
 from instruct_global.resources.selection import translation_pool
@@ -182,22 +180,11 @@ def reviewed_instructions(
     self_instruct = translated_instructions[translated_instructions["origin"] == "self_instruct"]
     rows = pd.concat([filled_instructions, self_instruct], ignore_index=True)[list(TARGET_COLUMNS)]
     paths = review_paths(resolve_data_dir(None), context.partition_key)
-    store = ReviewStore(paths.store)
-    applied_now = 0
-    sheet_path = Path(config.returned_sheet) if config.returned_sheet else None
-    if sheet_path is not None and not sheet_path.exists():
-        # an earlier run already applied and archived this sheet
-        context.log.warning(f"{sheet_path} is gone (already applied?); applying stored reviews only")
-        sheet_path = None
-    if sheet_path is not None:
-        # validation raises on any bad row, naming each one: nothing from a bad sheet is applied
-        validation = validate_returned_sheet(
-            read_returned_sheet(sheet_path), rows, sheet_name=str(sheet_path.name)
-        )
-        applied_now = store.save_edits(validation.edits)
-        paths.archive(sheet_path)
-        context.log.info(f"applied {applied_now} reviewed rows from {sheet_path.name}")
-    reviewed, counts = apply_stored_reviews(rows, store)
+    # validation raises on any bad row of a returned sheet, naming each one: nothing from it is applied
+    review = run_review_round(rows, paths, config.returned_sheet, warn=context.log.warning)
+    for note in review.notes:
+        context.log.info(note)
+    reviewed, counts, applied_now = review.reviewed, review.status_counts, review.applied_from_sheet
     return Output(reviewed, metadata={
         "rows": len(reviewed),
         "applied_from_sheet": applied_now,

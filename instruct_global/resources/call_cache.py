@@ -8,7 +8,7 @@ import threading
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from instruct_global.lib.call_cache import CallCache, open_call_cache
+from instruct_global.lib.common.call_cache import CallCache, open_call_cache
 from instruct_global.resources.parquet_io import resolve_data_dir
 
 CACHE_URL_ENV = "INSTRUCT_GLOBAL_CALL_CACHE_URL"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from instruct_global.lib.http_fetch import DEFAULT_MAX_RESPONSE_BYTES, PoliteFetcher, build_user_agent
+from instruct_global.lib.common.http_fetch import DEFAULT_MAX_RESPONSE_BYTES, PoliteFetcher, build_user_agent
 
 
 class HttpFetcherResource(ConfigurableResource):

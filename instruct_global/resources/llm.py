@@ -11,8 +11,10 @@ back as ``ChatResult(error=...)`` (secrets redacted) and is not cached, so a re-
 Message Batches: half price, results within 24 h). The batch id is stored in the cache's state
 table before polling, so a re-run after a crash resumes the same batch instead of paying twice.
 
-Implementations: ``OpenAIChatLLM`` and ``OpenAICompatibleLLM`` (``llm_openai``), ``AnthropicLLM``
-(``llm_anthropic``), ``LocalTransformersLLM`` (``llm_local``); importable from here too.
+This module holds the base class and the shared machinery only. The implementations import it and
+live in their own modules: ``OpenAIChatLLM`` and ``OpenAICompatibleLLM`` (``llm_openai``),
+``AnthropicLLM`` (``llm_anthropic``), ``LocalTransformersLLM`` (``llm_local``); ``selection.py``
+chooses one from the environment.
 """
 
 from __future__ import annotations
@@ -23,18 +25,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from dagster import Config, ConfigurableResource, get_dagster_logger
 from pydantic import Field, PrivateAttr
 
-from instruct_global.lib.accounting import CallStats
-from instruct_global.lib.call_cache import CallCache, cache_key
-from instruct_global.lib.llm_types import ChatRequest, ChatResult
-from instruct_global.lib.pricing import ModelPrice, call_cost
-from instruct_global.lib.rate_limit import RateLimiter, estimate_tokens
-from instruct_global.lib.redact import redact
-from instruct_global.lib.retry import (
+from instruct_global.lib.common.accounting import CallStats
+from instruct_global.lib.common.call_cache import CallCache, cache_key
+from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
+from instruct_global.lib.common.pricing import ModelPrice, call_cost
+from instruct_global.lib.common.rate_limit import RateLimiter, estimate_tokens
+from instruct_global.lib.common.redact import redact
+from instruct_global.lib.common.retry import (
     MAX_RETRY_AFTER_SECONDS,
     CallError,
     RetryPolicy,
@@ -44,19 +46,7 @@ from instruct_global.lib.retry import (
 )
 from instruct_global.resources.call_cache import CallCacheResource
 
-if TYPE_CHECKING:  # the implementations, re-exported lazily by __getattr__ at the bottom
-    from instruct_global.resources.llm_anthropic import AnthropicLLM
-    from instruct_global.resources.llm_local import LocalTransformersLLM
-    from instruct_global.resources.llm_openai import OpenAIChatLLM, OpenAICompatibleLLM
-
-__all__ = [
-    "AnthropicLLM",
-    "LLMResource",
-    "LocalTransformersLLM",
-    "ModelPriceConfig",
-    "OpenAIChatLLM",
-    "OpenAICompatibleLLM",
-]
+__all__ = ["Answer", "BatchOutcome", "LLMResource", "ModelPriceConfig"]
 
 T = TypeVar("T")
 
@@ -471,19 +461,3 @@ class LLMResource(ConfigurableResource):
                 return finished, status
             time.sleep(min(self.batch_poll_interval_seconds, max(0.0, deadline - time.monotonic())))
 
-
-def __getattr__(name: str) -> Any:
-    # implementations live in their own modules; imported on first use to avoid an import cycle
-    if name in ("OpenAIChatLLM", "OpenAICompatibleLLM"):
-        from instruct_global.resources import llm_openai
-
-        return getattr(llm_openai, name)
-    if name == "AnthropicLLM":
-        from instruct_global.resources.llm_anthropic import AnthropicLLM
-
-        return AnthropicLLM
-    if name == "LocalTransformersLLM":
-        from instruct_global.resources.llm_local import LocalTransformersLLM
-
-        return LocalTransformersLLM
-    raise AttributeError(name)

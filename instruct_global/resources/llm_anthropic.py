@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from instruct_global.lib.llm_types import ChatRequest
-from instruct_global.lib.retry import CallError
+from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.retry import CallError
 from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
 
 # Anthropic stop reasons in OpenAI's vocabulary, which ChatResult uses

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 
-from instruct_global.lib.llm_types import ChatRequest, ChatResult
+from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
 from instruct_global.resources.llm import Answer, LLMResource
 
 QUANTIZATIONS = ("4bit", "8bit")

@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from instruct_global.lib.llm_types import ChatRequest
-from instruct_global.lib.retry import CallError
+from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.retry import CallError
 from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
 
 BATCH_ENDPOINT = "/v1/chat/completions"

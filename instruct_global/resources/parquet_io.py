@@ -9,7 +9,7 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
-from instruct_global.lib.atomic import atomic_write
+from instruct_global.lib.common.atomic import atomic_write
 
 DATA_DIR_ENV = "INSTRUCT_GLOBAL_DATA_DIR"
 DEFAULT_DATA_DIR = "instruct_global_data"

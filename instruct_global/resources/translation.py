@@ -22,9 +22,9 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from instruct_global.languages import Language, UnsupportedLanguageError, get_language
-from instruct_global.lib.accounting import CallStats
-from instruct_global.lib.call_cache import cache_key
-from instruct_global.lib.sentences import Segmented, segment
+from instruct_global.lib.common.accounting import CallStats
+from instruct_global.lib.common.call_cache import cache_key
+from instruct_global.lib.common.sentences import Segmented, segment
 from instruct_global.resources.call_cache import CallCacheResource
 
 ENGLISH = "eng"

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr
 
 from instruct_global.languages import Language
-from instruct_global.lib.redact import redact
+from instruct_global.lib.common.redact import redact
 from instruct_global.resources.translation import SegmentOutcome, TranslatorResource
 
 API_MAX_SEGMENTS = 1024

@@ -14,9 +14,9 @@ from rouge_score import rouge_scorer
 
 from instruct_global.assets.corpus import source_records
 from instruct_global.assets.generate import self_instruct_instructions, skeleton_questions
-from instruct_global.lib.categories import DEFAULT_MIX, exact_quotas
-from instruct_global.lib.placeholders import expected_names, find_placeholders
-from instruct_global.lib.self_instruct import load_seed_tasks
+from instruct_global.lib.common.categories import DEFAULT_MIX, exact_quotas
+from instruct_global.lib.common.placeholders import expected_names, find_placeholders
+from instruct_global.lib.generate.self_instruct import load_seed_tasks
 from instruct_global.resources.parquet_io import PartitionedParquetIOManager
 from instruct_global_tests.conftest import REPO_ROOT
 from instruct_global_tests.fixtures.llm_testing import openai_llm

@@ -23,7 +23,7 @@ from instruct_global.assets.translate import (
     reviewed_instructions,
     translated_instructions,
 )
-from instruct_global.lib.placeholders import find_placeholders
+from instruct_global.lib.common.placeholders import find_placeholders
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.parquet_io import PartitionedParquetIOManager
 from instruct_global.resources.translation_google import GoogleTranslator

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from instruct_global.lib.llm_types import ChatMessage, ChatRequest
+from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
 from instruct_global_tests.fixtures.anthropic_server import AnthropicServer, Fault
 from instruct_global_tests.fixtures.llm_testing import FAKE_ANTHROPIC_KEY, anthropic_llm
 

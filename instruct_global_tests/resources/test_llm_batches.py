@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from instruct_global.lib.call_cache import open_call_cache
-from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.common.call_cache import open_call_cache
+from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.resources.llm import LLMResource
 from instruct_global_tests.fixtures.anthropic_server import AnthropicServer
 from instruct_global_tests.fixtures.llm_testing import anthropic_llm, openai_llm

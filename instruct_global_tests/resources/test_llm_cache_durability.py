@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from instruct_global.lib.call_cache import open_call_cache
-from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.common.call_cache import open_call_cache
+from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global_tests.conftest import REPO_ROOT
 from instruct_global_tests.fixtures.llm_testing import compatible_llm
@@ -34,7 +34,7 @@ def server() -> Iterator[OpenAIServer]:
 WRITER = textwrap.dedent(
     """
     import sys
-    from instruct_global.lib.call_cache import open_call_cache
+    from instruct_global.lib.common.call_cache import open_call_cache
     cache = open_call_cache(sys.argv[1])
     who = sys.argv[2]
     for i in range(40):
@@ -88,7 +88,7 @@ def test_concurrent_llm_calls_write_every_answer(server: OpenAIServer, tmp_path:
 KILLED_RUN = textwrap.dedent(
     """
     import sys
-    from instruct_global.lib.llm_types import ChatRequest
+    from instruct_global.lib.common.llm_types import ChatRequest
     from instruct_global.resources.call_cache import CallCacheResource
     from instruct_global.resources.llm_openai import OpenAICompatibleLLM
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from instruct_global.lib.llm_types import ChatRequest
+from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm_local import LocalModelError, LocalTransformersLLM
 from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm

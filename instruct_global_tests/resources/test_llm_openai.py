@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from dagster import EnvVar, MaterializeResult, asset, materialize
 
-from instruct_global.lib.llm_types import ChatRequest
-from instruct_global.lib.retry import MAX_RETRY_AFTER_SECONDS
+from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.retry import MAX_RETRY_AFTER_SECONDS
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm import LLMResource, ModelPriceConfig
 from instruct_global.resources.llm_openai import OpenAIChatLLM
@@ -314,7 +314,7 @@ def test_importing_the_backends_loads_no_sdk() -> None:
 
 
 def test_sampling_params_can_be_left_out_for_reasoning_models(tmp_path) -> None:
-    from instruct_global.lib.llm_types import ChatRequest
+    from instruct_global.lib.common.llm_types import ChatRequest
     from instruct_global_tests.fixtures.llm_testing import openai_llm
     from instruct_global_tests.fixtures.openai_server import OpenAIServer
 

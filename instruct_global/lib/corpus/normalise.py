@@ -1,0 +1,256 @@
+"""Text normalisation for scraped and dumped documents: repair, strip markup, drop boilerplate.
+
+The result keeps the document's line structure (one paragraph or heading per line, at most one
+blank line between blocks) because the chunker cuts at those boundaries.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import unicodedata
+from dataclasses import dataclass
+
+import ftfy
+import regex
+
+from instruct_global.lib.common.text_tokens import WORD_RE
+
+# Keep typographic quotes: they are the author's text, and "uncurling" would change Hausa and
+# Yoruba apostrophes for no benefit.
+_FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
+
+_LETTER = regex.compile(r"\p{L}")
+# Bounded repeats throughout: unbounded ones backtrack quadratically on hostile input
+# (thousands of "[http://" or "a@" with no closing character).
+_URL = regex.compile(r"(?:https?://|www\.)\S+|[^\s@]{1,64}@[^\s@]{1,255}\.[a-z]{2,}", regex.IGNORECASE)
+
+# --- markup -------------------------------------------------------------------------------
+_ELEMENT_OPEN = regex.compile(r"<(script|style|noscript|ref)\b[^<>]*>|<!--", regex.IGNORECASE)
+_ELEMENT_SELF_CLOSED = regex.compile(r"<ref\b[^<>]*/>", regex.IGNORECASE)
+_HTML_BLOCK_TAG = regex.compile(
+    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|section|article|blockquote)\b[^>]*>", regex.I
+)
+_HTML_TAG = regex.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>")
+_WIKI_TEMPLATE = regex.compile(r"\{\{[^{}]*\}\}")  # innermost first, repeated for nesting
+_WIKI_TABLE_OPEN = regex.compile(r"^\{\|", regex.MULTILINE)
+_WIKI_TABLE_CLOSE = regex.compile(r"^\|\}", regex.MULTILINE)
+_WIKI_PLAIN_LINK = regex.compile(r"\[\[([^\[\]|:]*)(?:\|([^\[\]]*))?\]\]")
+_WIKI_NAMESPACED_LINK = regex.compile(r"\[\[[^\[\]]*\]\]")  # File:, Category:, interwiki ...
+_WIKI_EXTERNAL_LINK = regex.compile(r"\[(?:https?:)?//[^\s\]\[]{1,2000}\s+([^\]\[\n]{1,500})\]")
+_WIKI_BARE_EXTERNAL = regex.compile(r"\[(?:https?:)?//[^\s\]\[]{1,2000}\]")
+_WIKI_EMPHASIS = regex.compile(r"'{2,5}")
+_WIKI_HEADING = regex.compile(r"^(={1,6})[ \t]*([^\n]*?)[ \t]*\1[ \t]*$", regex.MULTILINE)
+_WIKI_MAGIC = regex.compile(r"__[A-Z]+__")
+_WIKI_LIST_MARKER = regex.compile(r"^[*#:;]+\s*", regex.MULTILINE)
+_CITATION_MARK = regex.compile(r"\[(?:\d+|citation needed|edit|nb \d+)\]", regex.IGNORECASE)
+
+# --- whitespace ---------------------------------------------------------------------------
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))  # keep ZWJ/ZWNJ: they spell words
+_LINE_BREAKS = regex.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+_CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]", regex.V1)
+_HSPACE = regex.compile(r"[\t\p{Zs}]+")
+
+# --- boilerplate --------------------------------------------------------------------------
+# Matched as whole words in short lines (casefolded). The service-language strings are our best
+# renderings of what BBC and other news sites print around articles; extend them as found.
+_NAV_PHRASES = (
+    # English (also on the BBC's non-English services)
+    "share this", "share on", "share page", "follow us", "related topics", "related articles",
+    "related stories", "more on this story", "read more", "top stories", "most read",
+    "skip to content", "accessibility help", "click here", "subscribe", "sign up", "newsletter",
+    "advertisement", "back to top", "terms of use", "privacy policy", "image source",
+    "image caption", "media caption", "getty images", "external link", "you may also like",
+    # Hausa
+    "labarai masu alaƙa", "labarai masu alaka", "karin bayani", "ƙarin bayani", "raba wannan",
+    "ku biyo mu", "batutuwa masu alaƙa",
+    # Yoruba
+    "ìròyìn tó jọ mọ́", "ìròyìn mìíràn", "ẹ tẹ̀lé wa", "pín èyí", "ka síwájú sí i",
+    # Igbo
+    "akụkọ ndị ọzọ", "soro anyị",
+    # Nigerian Pidgin
+    "tori wey concern", "wetin dem dey read pass", "follow us for",
+    # Swahili
+    "habari zinazohusiana", "mada zinazohusiana", "shirikisha", "soma zaidi", "tufuatilie",
+    # Somali
+    "wararka la xiriira", "mowduucyada la xiriira", "nala soco",
+    # Amharic / Tigrinya
+    "ተዛማጅ ርዕሶች", "ተያያዥ ርዕሶች", "ተዛማጅ ዜናዎች", "ተጨማሪ ያንብቡ",
+    # Zulu / Kinyarwanda / Oromo
+    "funda kabanzi", "sangiza", "inkuru bifitanye isano", "oduu walqabatan",
+)  # fmt: skip
+# Cookie and legal notices: longer lines, so only phrases that do not occur in ordinary prose.
+_NOTICE_PHRASES = (
+    "we use cookies", "uses cookies", "use of cookies", "cookie policy", "cookie settings",
+    "cookie preferences", "accept cookies", "accept all cookies", "cookies to ", "all rights reserved",
+    "not responsible for the content of external", "read about our approach to external linking",
+    "terms and conditions",
+    "amfani da cookies", "manufofinmu na cookies",  # Hausa
+    "tunatumia vidakuzi", "tunatumia cookies",  # Swahili
+    "a máa ń lo cookies", "a ń lo cookies",  # Yoruba
+)  # fmt: skip
+
+
+def _phrase_pattern(phrases: tuple[str, ...]) -> regex.Pattern[str]:
+    # Whole words only: Swahili "soma zaidi" (read more) must not match "kusoma zaidi".
+    alternatives = "|".join(regex.escape(p.strip()) for p in sorted(phrases, key=len, reverse=True))
+    return regex.compile(rf"(?<![\p{{L}}\p{{M}}\p{{N}}])(?:{alternatives})(?![\p{{L}}\p{{M}}\p{{N}}])")
+
+
+_NAV_RE = _phrase_pattern(_NAV_PHRASES)
+_NOTICE_RE = _phrase_pattern(_NOTICE_PHRASES)
+_COPYRIGHT = regex.compile(r"(?:^|\s)(?:©|\(c\)\s*\d{4})|^\s*copyright\b", regex.IGNORECASE)
+_MENU_SEPARATORS = regex.compile(r"\s*[|•·»›◦▪]\s*")
+_SENTENCE_END = regex.compile(r"[.!?…:;。።፧؟\"'”’)]\s*$")
+_NAV_MAX_WORDS = 8
+_NOTICE_MAX_WORDS = 45
+_MENU_RUN = 4  # this many consecutive 1-3 word lines without punctuation read as a menu
+
+
+@dataclass(frozen=True)
+class NormalisedText:
+    text: str
+    boilerplate_lines: int  # lines removed as boilerplate
+    ftfy_changed: bool  # ftfy repaired something (mojibake, HTML entities, ligatures ...)
+
+
+def _drop_spans(text: str, opener: regex.Pattern[str], closer_for) -> str:
+    """Remove each opener..closer span in one left-to-right pass (linear, unlike a lazy .*?).
+
+    ``closer_for(match)`` gives the pattern that ends the span. An opener without a closer loses
+    only itself, and its closer is not searched for again (none can follow).
+    """
+    out: list[str] = []
+    pos = 0
+    unclosed: set[str] = set()
+    for match in opener.finditer(text):
+        if match.start() < pos:
+            continue
+        closer = closer_for(match)
+        end = None
+        if closer.pattern not in unclosed:
+            found = closer.search(text, match.end())
+            if found is None:
+                unclosed.add(closer.pattern)
+            else:
+                end = found.end()
+        out.append(text[pos : match.start()])
+        out.append(" ")
+        pos = end if end is not None else match.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _element_closer(match: regex.Match[str]) -> regex.Pattern[str]:
+    if match.group(0) == "<!--":
+        return _COMMENT_CLOSE
+    return _closing_tag(match.group(1).lower())
+
+
+_COMMENT_CLOSE = regex.compile(r"-->")
+
+
+@functools.cache
+def _closing_tag(name: str) -> regex.Pattern[str]:
+    return regex.compile(rf"</{name}\s*>", regex.IGNORECASE)
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML tags and MediaWiki markup, keeping the visible words."""
+    text = _ELEMENT_SELF_CLOSED.sub(" ", text)
+    text = _drop_spans(text, _ELEMENT_OPEN, _element_closer)
+    text = _HTML_BLOCK_TAG.sub("\n", text)
+    text = _HTML_TAG.sub("", text)
+    text = html.unescape(text)
+    text = _drop_spans(text, _WIKI_TABLE_OPEN, lambda _: _WIKI_TABLE_CLOSE)
+    for _ in range(10):  # nested templates; bounded so hostile input cannot loop long
+        text, n = _WIKI_TEMPLATE.subn("", text)
+        if not n:
+            break
+    for _ in range(5):  # links nested in File: captions resolve inside-out
+        text, n = _WIKI_PLAIN_LINK.subn(lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
+        if not n:
+            break
+    text = _WIKI_NAMESPACED_LINK.sub("", text)
+    text = _WIKI_EXTERNAL_LINK.sub(r"\1", text)
+    text = _WIKI_BARE_EXTERNAL.sub("", text)
+    text = _WIKI_HEADING.sub(r"\2", text)
+    text = _WIKI_EMPHASIS.sub("", text)
+    text = _WIKI_MAGIC.sub("", text)
+    text = _WIKI_LIST_MARKER.sub("", text)
+    return _CITATION_MARK.sub("", text)
+
+
+def clean_whitespace(text: str) -> str:
+    """One space between words, no trailing spaces, at most one blank line between blocks."""
+    text = _LINE_BREAKS.sub("\n", text).translate(_INVISIBLE)
+    text = _CONTROL.sub("", text)
+    lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def _is_short_plain(line: str) -> bool:
+    return 1 <= len(WORD_RE.findall(line)) <= 3 and not _SENTENCE_END.search(line)
+
+
+def is_boilerplate_line(line: str) -> bool:
+    """Language-agnostic line tests plus a small multilingual phrase list."""
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if not _LETTER.search(stripped):
+        return True  # separators, bare numbers, dates, emoji rows
+    n_words = len(WORD_RE.findall(stripped))
+    url_chars = sum(len(m) for m in _URL.findall(stripped))
+    if url_chars / len(stripped) > 0.5:
+        return True
+    lowered = stripped.casefold()
+    if n_words <= _NOTICE_MAX_WORDS and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered)):
+        return True
+    if n_words <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
+        return True
+    items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
+    return len(items) >= 3 and all(len(WORD_RE.findall(i)) <= 3 for i in items)
+
+
+def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
+    if len(run) >= _MENU_RUN:
+        for i in run:
+            drop[i] = True
+
+
+def remove_boilerplate(text: str) -> tuple[str, int]:
+    """Drop boilerplate lines and menu blocks; return the text and how many lines went."""
+    lines = text.split("\n")
+    drop = [is_boilerplate_line(line) for line in lines]
+    # Runs of short unpunctuated lines read as navigation menus. A blank line ends a run, so a
+    # heading set off after a menu is not swallowed by it.
+    run: list[int] = []
+    for i, line in enumerate(lines):
+        if line.strip() and _is_short_plain(line) and not drop[i]:
+            run.append(i)
+            continue
+        _drop_menu_run(run, drop)
+        run = []
+    _drop_menu_run(run, drop)
+    kept = [line for line, d in zip(lines, drop, strict=True) if not d]
+    removed = sum(1 for line, d in zip(lines, drop, strict=True) if d and line.strip())
+    return clean_whitespace("\n".join(kept)), removed
+
+
+def normalise_text(text: object, *, drop_boilerplate: bool = True) -> NormalisedText:
+    """ftfy repair, NFC, markup removal, whitespace, boilerplate. Accepts None/NaN as empty."""
+    if text is None or (isinstance(text, float) and text != text):
+        return NormalisedText("", 0, False)
+    raw = text if isinstance(text, str) else str(text)
+    fixed = ftfy.fix_text(raw, config=_FTFY_CONFIG)
+    ftfy_changed = fixed != unicodedata.normalize("NFC", raw)
+    cleaned = clean_whitespace(strip_markup(fixed))
+    removed = 0
+    if drop_boilerplate:
+        cleaned, removed = remove_boilerplate(cleaned)
+    return NormalisedText(unicodedata.normalize("NFC", cleaned), removed, ftfy_changed)

@@ -1,0 +1,3 @@
+"""The export stage: chat JSONL, Alpaca JSON, Parquet and Hugging Face dataset folders with their
+splits and format checks.
+"""

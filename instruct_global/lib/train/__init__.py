@@ -1,0 +1,2 @@
+"""The train stage: local LoRA/QLoRA fine-tuning and hosted fine-tuning jobs, resumable.
+"""

@@ -1,0 +1,257 @@
+"""NoveltyFilter must decide exactly like the naive self-instruct loop over rouge-score."""
+
+from __future__ import annotations
+
+import functools
+import random
+import unicodedata
+from fractions import Fraction
+
+import pytest
+from rouge_score import rouge_scorer
+from rouge_score.tokenize import tokenize as rouge_score_tokenize
+
+from instruct_global.lib.common.text_tokens import rouge_tokenize, unicode_word_tokenize
+from instruct_global.lib.generate.novelty import NoveltyFilter, lcs_length, lcs_masks
+
+_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+_VERBS = ["write", "explain", "describe", "list", "summarize", "translate", "compare", "give", "create"]
+_OBJECTS = ["a poem", "a short story", "three reasons", "the main idea", "an email", "a recipe", "a list"]
+_TOPICS = [
+    "the ocean", "climate change", "a rainy day", "the history of rome", "machine learning",
+    "healthy breakfast", "your favourite book", "the solar system", "a job interview", "city life",
+    "the water cycle", "friendship", "the stock market", "ancient egypt", "a busy market",
+]  # fmt: skip
+_EXTRAS = ["in simple words", "for a child", "in 50 words", "step by step", "with examples", "briefly"]
+_ODD = ["", "   ", "?!...", "--", "123", "Café naïve résumé", "K° İstanbul", "very very very very good"]
+
+
+def _instruction(rng: random.Random) -> str:
+    parts = [rng.choice(_VERBS), rng.choice(_OBJECTS), "about", rng.choice(_TOPICS)]
+    for _ in range(rng.randrange(3)):
+        parts.append(rng.choice(_EXTRAS))
+    if rng.random() < 0.2:
+        parts.append(" and ".join(rng.sample(_TOPICS, 2)))
+    text = " ".join(parts)
+    return text[0].upper() + text[1:] + rng.choice([".", "?", "!", ""])
+
+
+def _mutate(rng: random.Random, text: str) -> str:
+    """A near-duplicate: one or two word edits, a repeated word, or changed punctuation/case."""
+    words = text.split() or ["empty"]
+    for _ in range(rng.randint(1, 2)):
+        i = rng.randrange(len(words))
+        op = rng.randrange(5)
+        if op == 0 and len(words) > 1:
+            del words[i]
+        elif op == 1:
+            words.insert(i, rng.choice(_VERBS + _EXTRAS))
+        elif op == 2:
+            words[i] = rng.choice(_TOPICS)
+        elif op == 3:
+            words.insert(i, words[i])
+        else:
+            words[i] = words[i].upper() + ","
+    return " ".join(words)
+
+
+def _stream(seed: int, size: int) -> list[str]:
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for _ in range(size):
+        roll = rng.random()
+        if roll < 0.03:
+            texts.append(rng.choice(_ODD))
+        elif roll < 0.35 and texts:
+            texts.append(_mutate(rng, rng.choice(texts[-50:])))
+        else:
+            texts.append(_instruction(rng))
+    return texts
+
+
+def _multiset_stream(seed: int, size: int) -> list[str]:
+    """Texts over a tiny vocabulary: many repeated tokens, lengths from 0 to 40."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for _ in range(size):
+        if texts and rng.random() < 0.3:
+            texts.append(_mutate(rng, rng.choice(texts)))
+        else:
+            texts.append(" ".join(rng.choices("aabbbcdeefg", k=int(rng.expovariate(1 / 8)) % 41)))
+    return texts
+
+
+@functools.cache
+def _scored(kind: str, seed: int) -> tuple[list[str], list[list[float]]]:
+    """A stream and rouge-score's F of each text against every earlier one.
+
+    Scores do not depend on the threshold, so all thresholds share one quadratic pass.
+    """
+    texts = _stream(seed, 300) if kind == "instructions" else _multiset_stream(seed, 150)
+    tokens = [rouge_tokenize(t) for t in texts]
+    scores = [
+        [rouge_scorer._score_lcs(tokens[i], tokens[j]).fmeasure for j in range(i)] for i in range(len(texts))
+    ]
+    return texts, scores
+
+
+def _replay(novelty: NoveltyFilter, texts: list[str], scores: list[list[float]], seeds: int = 0) -> int:
+    """Run ``texts`` through ``novelty`` and the naive loop side by side; return rejections."""
+    kept = list(range(seeds))
+    for text in texts[:seeds]:
+        novelty.add(text)
+    rejected = 0
+    for i in range(seeds, len(texts)):
+        # The Alpaca loop: max over every kept instruction, reject when above the threshold.
+        expected = max((scores[i][j] for j in kept), default=0.0)
+        result = novelty.submit(texts[i])
+        assert result.novel == (not expected > novelty.threshold), texts[i]
+        if result.exact:
+            assert result.max_score == expected, texts[i]
+        else:
+            assert result.max_score <= expected <= novelty.exact_above, texts[i]
+        if result.novel:
+            kept.append(i)
+        else:
+            rejected += 1
+    assert len(novelty) == len(kept)
+    return rejected
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stream_matches_naive_loop(threshold: float, seed: int) -> None:
+    texts, scores = _scored("instructions", seed)
+    rejected = _replay(NoveltyFilter(threshold), texts, scores, seeds=20)
+    assert 0 < rejected < len(texts) - 20  # the stream exercises both outcomes
+
+
+@pytest.mark.parametrize(
+    ("threshold", "exact_above"), [(0.0, 0.0), (0.2, 0.05), (0.5, None), (0.7, None), (0.9, 0.4), (1.0, None)]
+)
+def test_repeated_tokens_and_extreme_thresholds(threshold: float, exact_above: float | None) -> None:
+    texts, scores = _scored("multiset", 4)
+    _replay(NoveltyFilter(threshold, exact_above=exact_above), texts, scores)
+
+
+def test_exact_above_makes_lower_scores_exact() -> None:
+    texts, scores = _scored("instructions", 2)
+    novelty = NoveltyFilter(0.7, exact_above=0.3)
+    kept: list[int] = []
+    for i, text in enumerate(texts):
+        expected = max((scores[i][j] for j in kept), default=0.0)
+        result = novelty.submit(text)
+        assert result.exact == (expected > 0.3 or not rouge_tokenize(text) or not kept)
+        if result.novel:
+            kept.append(i)
+
+
+def test_max_score_is_exact_below_threshold() -> None:
+    texts, scores = _scored("instructions", 1)
+    novelty = NoveltyFilter(0.7)
+    kept = [i for i in range(220) if novelty.add_if_novel(texts[i])]
+    for i in range(220, len(texts)):
+        assert novelty.max_score(texts[i]) == max(scores[i][j] for j in kept), texts[i]
+
+
+def test_rouge_tokenize_matches_rouge_score() -> None:
+    rng = random.Random(7)
+    alphabet = "aZ09 .,-_'é\u0130\u212a\u00df\u0301\u1ecd\n\t"
+    texts = _stream(3, 200) + ["".join(rng.choices(alphabet, k=rng.randrange(30))) for _ in range(300)]
+    for text in texts:
+        assert rouge_tokenize(text) == rouge_score_tokenize(text, None), repr(text)
+
+
+def test_scores_match_rouge_scorer_score() -> None:
+    """The public RougeScorer.score (its own tokenization, both argument orders) agrees."""
+    texts = _stream(8, 200) + _multiset_stream(8, 100)
+    for kept_text, candidate in zip(texts[::2], texts[1::2], strict=True):
+        novelty = NoveltyFilter(0.7)
+        novelty.add(kept_text)
+        expected = _SCORER.score(candidate, kept_text)["rougeL"].fmeasure
+        assert _SCORER.score(kept_text, candidate)["rougeL"].fmeasure == expected
+        assert novelty.max_score(candidate) == expected
+        assert novelty.check(candidate).novel == (not expected > 0.7)
+
+
+def test_bit_parallel_lcs_matches_dp_table() -> None:
+    rng = random.Random(11)
+    for _ in range(400):
+        a = rng.choices("abcde", k=rng.randrange(0, 25))
+        b = rng.choices("abcdef", k=rng.randrange(0, 25))
+        expected = rouge_scorer._lcs_table(a, b)[-1][-1]
+        assert lcs_length(lcs_masks(a), len(a), b) == expected
+
+
+def _pair_with_lcs(m: int, n: int, lcs: int) -> tuple[str, str]:
+    """Texts of m and n tokens whose LCS is exactly ``lcs`` (shared words, then distinct ones)."""
+    shared = [f"w{i}" for i in range(lcs)]
+    first = shared + [f"a{i}" for i in range(m - lcs)]
+    second = [f"b{i}" for i in range(n - lcs)] + shared
+    return " ".join(first), " ".join(second)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
+def test_decisions_at_and_around_the_threshold(threshold: float) -> None:
+    """Every (m, n, L) with 2L/(m+n) within one token of the threshold, float-exact."""
+    target = Fraction(threshold).limit_denominator(100)
+    on_boundary_rejected = 0
+    for m in range(1, 31):
+        for n in range(1, 31):
+            for lcs in range(1, min(m, n) + 1):
+                if abs(Fraction(2 * lcs, m + n) - target) > Fraction(2, m + n):
+                    continue
+                kept_text, candidate = _pair_with_lcs(m, n, lcs)
+                expected = _SCORER.score(candidate, kept_text)["rougeL"].fmeasure
+                novelty = NoveltyFilter(threshold)
+                novelty.add(kept_text)
+                result = novelty.check(candidate)
+                assert result.novel == (not expected > threshold), (m, n, lcs)
+                assert novelty.max_score(candidate) == expected
+                if Fraction(2 * lcs, m + n) == target and expected > threshold:
+                    on_boundary_rejected += 1
+    if threshold == 0.7:
+        # True F of exactly 0.7 that rounds above it (e.g. m=8, n=12, L=7) must be rejected.
+        assert on_boundary_rejected > 0
+
+
+def test_empty_and_punctuation_only_texts_are_always_novel() -> None:
+    novelty = NoveltyFilter()
+    assert novelty.check("anything").max_score == 0.0
+    for text in ["", "?!", "", "Write a poem."]:
+        assert novelty.add_if_novel(text)
+    assert not novelty.add_if_novel("write a POEM!")
+    assert novelty.add_if_novel("...")
+    assert len(novelty) == 5
+
+
+def test_custom_tokenizer_and_validation() -> None:
+    novelty = NoveltyFilter(0.7, tokenizer=unicode_word_tokenize)
+    novelty.add("Ṣe àlàyé ìtàn ọjà ńlá náà")
+    assert not novelty.add_if_novel("ṣe àlàyé ìtàn ọjà ńlá náà")
+    assert novelty.add_if_novel("Kọ ewì kan nípa òkun")
+    with pytest.raises(ValueError):
+        NoveltyFilter(1.5)
+    with pytest.raises(ValueError):
+        NoveltyFilter(0.5, exact_above=0.6)
+
+
+def test_unicode_word_tokenize_amharic() -> None:
+    assert unicode_word_tokenize("ስለ ውቅያኖስ አጭር ግጥም ጻፍ።") == ["ስለ", "ውቅያኖስ", "አጭር", "ግጥም", "ጻፍ"]
+
+
+def test_unicode_word_tokenize_yoruba_nfc_and_nfd_agree() -> None:
+    text = "Ṣàlàyé ìdí tí ọ̀rọ̀ ẹ̀kọ́ fi ṣe pàtàkì, ní ṣókí."
+    nfc = unicode_word_tokenize(unicodedata.normalize("NFC", text))
+    nfd = unicode_word_tokenize(unicodedata.normalize("NFD", text))
+    assert nfc == nfd
+    assert nfc == ["ṣàlàyé", "ìdí", "tí", "ọ̀rọ̀", "ẹ̀kọ́", "fi", "ṣe", "pàtàkì", "ní", "ṣókí"]
+    assert all(unicodedata.is_normalized("NFC", tok) for tok in nfc)
+
+
+def test_unicode_word_tokenize_hausa_and_digits() -> None:
+    assert unicode_word_tokenize("Ɗan ƙasa ya ɓata kuɗi 250 a Kano!") == [
+        "ɗan", "ƙasa", "ya", "ɓata", "kuɗi", "250", "a", "kano",
+    ]  # fmt: skip
+    assert unicode_word_tokenize("  ...  ") == []
