@@ -7,31 +7,64 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INSTRUCT_GLOBAL_DATA_DIR ?= $(CURDIR)/instruct_global_data
 LANG_KEY ?= yor
+LANGS ?= yor,hau,swh
+JOB ?= dataset_job
+ASSET ?= clean_documents
+CONFIG ?=
+LOG_DIR := $(INSTRUCT_GLOBAL_DATA_DIR)/logs
+DAGSTER := $(BIN)/dagster
+MODULE := -m instruct_global.definitions
+# `make job CONFIG=run.yaml` passes a run config file to the CLI
+CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance sample test lint ui clean
+.PHONY: install instance sample job asset backfill test lint ui bench constraints clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "==> [1/4] virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first, the CPU build pinned, so the rest of the install keeps it (no multi-GB CUDA pull)
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install --upgrade pip
+	@echo "==> [2/4] torch 2.13.0, the CPU build (first, so nothing pulls a multi-GB CUDA build)"
+	$(BIN)/python -m pip install -c constraints.txt torch==2.13.0
+	@echo "==> [3/4] instruct_global and its dependencies, exactly as pinned in constraints.txt"
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	@echo "==> [4/4] installed; refresh the pins with 'make constraints'"
 	touch $@
 
 install: $(VENV)/.installed
 
 instance: install
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
+	@mkdir -p $(DAGSTER_HOME) $(LOG_DIR)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@$(DAGSTER) instance concurrency set gpu 1 >/dev/null
 
 # The main job, offline: corpus stages for one language from the shipped sample inputs.
+# The full event log goes to a file; the screen gets a summary per asset.
 sample: instance
-	$(BIN)/dagster job execute -m instruct_global.definitions -j sample_corpus_job \
-	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}'
+	@echo "==> sample_corpus_job for $(LANG_KEY) (full log: $(LOG_DIR)/sample-$(LANG_KEY).log)"
+	@$(DAGSTER) job execute $(MODULE) -j sample_corpus_job \
+	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}' \
+	  > $(LOG_DIR)/sample-$(LANG_KEY).log 2>&1 \
+	  || { tail -n 40 $(LOG_DIR)/sample-$(LANG_KEY).log; echo "FAILED: see $(LOG_DIR)/sample-$(LANG_KEY).log"; exit 1; }
+	@$(BIN)/python -m instruct_global.run_summary --job sample_corpus_job --partition $(LANG_KEY)
 	@echo
 	@echo "Results: $(INSTRUCT_GLOBAL_DATA_DIR)/<asset>/$(LANG_KEY).parquet"
 	@echo "UI:      make ui   (then open http://127.0.0.1:3000, Assets, partition $(LANG_KEY))"
+
+# Any job for one language: make job JOB=corpus_job LANG_KEY=hau [CONFIG=run.yaml]
+job: instance
+	@echo "==> $(JOB) for $(LANG_KEY) (full log: $(LOG_DIR)/$(JOB)-$(LANG_KEY).log)"
+	@$(DAGSTER) job execute $(MODULE) -j $(JOB) $(CONFIG_ARG) --tags '{"dagster/partition": "$(LANG_KEY)"}' \
+	  > $(LOG_DIR)/$(JOB)-$(LANG_KEY).log 2>&1 \
+	  || { tail -n 40 $(LOG_DIR)/$(JOB)-$(LANG_KEY).log; echo "FAILED: see $(LOG_DIR)/$(JOB)-$(LANG_KEY).log"; exit 1; }
+	@$(BIN)/python -m instruct_global.run_summary --job $(JOB) --partition $(LANG_KEY)
+
+# One asset for one language: make asset ASSET=wikipedia_articles LANG_KEY=yor
+asset: instance
+	$(DAGSTER) asset materialize $(MODULE) --select $(ASSET) --partition $(LANG_KEY)
+
+# Several languages at once: make backfill JOB=corpus_job LANGS=yor,hau,swh
+backfill: instance
+	$(DAGSTER) job backfill $(MODULE) -j $(JOB) --partitions $(LANGS) --noprompt
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -41,7 +74,14 @@ lint: install
 	$(BIN)/ruff check .
 
 ui: instance
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(DAGSTER) dev -h 127.0.0.1 -p 3000
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "==> $$b"; $(BIN)/python $$b || exit 1; done
+
+# Re-resolve every dependency in a clean virtualenv and write the exact versions to constraints.txt
+constraints:
+	bash scripts/refresh_constraints.sh
 
 clean:
 	rm -rf $(DAGSTER_HOME) $(INSTRUCT_GLOBAL_DATA_DIR)

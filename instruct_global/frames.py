@@ -1,4 +1,4 @@
-"""dagster-pandas frame types for the data contracts (DESIGN.md section 1b).
+"""dagster-pandas frame types for the data contracts (docs/ARCHITECTURE.md, "Data contracts").
 
 An asset whose output lacks a contract column, or holds the wrong type in it, fails at the
 boundary with the column named, before anything is written.

@@ -38,8 +38,22 @@ def test_sample_corpus_job_runs_from_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    _execute_sample_job(home, tmp_path / "data")
+    data = tmp_path / "data"
+    _execute_sample_job(home, data)
     assert (home / "history" / "runs.db").exists() or (home / "storage").exists()
+    # the summary `make sample` prints: a line per asset with its rows, drops and file, then the checks
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    summary = subprocess.run(
+        [sys.executable, "-m", "instruct_global.run_summary", "--job", "sample_corpus_job", "--partition", "hau"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in summary.splitlines() if line.strip()}
+    clean = pd.read_parquet(data / "clean_documents" / "hau.parquet")
+    assert rows["clean_documents"][:1] == [str(len(clean))]
+    assert rows["clean_documents"][2] == str(data / "clean_documents" / "hau.parquet")
+    assert int(rows["clean_documents"][1]) > 0  # the samples hold deliberate duplicates and an English page
+    assert "passed  clean_documents: min_documents" in summary
+    assert "SUCCESS" in summary.splitlines()[0]
 
 
 def test_instance_on_postgres_storage_records_the_run(tmp_path: Path, postgres_url: str) -> None:

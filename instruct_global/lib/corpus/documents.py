@@ -1,4 +1,4 @@
-"""The documents data contract (DESIGN.md 1b) as a frame builder."""
+"""The documents data contract (docs/ARCHITECTURE.md, "Data contracts") as a frame builder."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Wikipedia articles as document rows: the MediaWiki Action API for small pulls, the XML dump for large.
 
-Rows follow the documents contract (DESIGN.md 1b): doc_id, lang, source, url, title, text, license,
+Rows follow the documents contract (docs/ARCHITECTURE.md, "Data contracts"): doc_id, lang, source, url, title, text, license,
 retrieved_at, plus page_id and wiki. ``lang`` is the partition key (ISO 639-3), ``wiki`` the
 Wikipedia code ("yo"); the same article gets the same doc_id in API and dump mode.
 

@@ -49,7 +49,7 @@ from instruct_global.lib.translate.placeholder_protection import (
 )
 
 FIELDS = ("instruction", "input", "output")
-# Row frames name the English fields "<field>_en" (DESIGN 1b); the sheet spells them out for reviewers.
+# Row frames name the English fields "<field>_en" (docs/ARCHITECTURE.md, "Data contracts"); the sheet spells them out for reviewers.
 ENGLISH_ROW_COLUMNS = {f: f"{f}_en" for f in FIELDS}
 ENGLISH_SHEET_COLUMNS = {f: f"english_{f}" for f in FIELDS}
 CORRECTED_COLUMNS = {f: f"corrected_{f}" for f in FIELDS}
