@@ -116,3 +116,21 @@ def test_compose_file_validates(docker_compose_bin: str) -> None:
     assert "healthcheck" in config["services"]["instruct_global_postgres"]
     deploy = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
     assert deploy["run_launcher"]["class"] == "DockerRunLauncher" and "postgres" in deploy["storage"]
+
+
+def test_gpu_compose_override_validates_and_only_adds_gpus(docker_compose_bin: str) -> None:
+    completed = subprocess.run(
+        [docker_compose_bin, "-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml", "config"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    services = yaml.safe_load(completed.stdout)["services"]
+    devices = services["instruct_global_user_code"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    # the GPU instance config is the CPU one plus device requests on the run containers
+    cpu = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    gpu = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.gpu.yaml").read_text())
+    requests = gpu["run_launcher"]["config"]["container_kwargs"].pop("device_requests")
+    assert requests == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
+    assert gpu == cpu
+    assert cpu["run_monitoring"]["enabled"] and cpu["run_retries"]["enabled"]

@@ -20,7 +20,7 @@ $pip install -e '.[dev,deploy,ctranslate2]'
   echo "# with $("$work/venv/bin/python" --version) on $(uname -sm). Regenerate: make constraints"
   echo "# (scripts/refresh_constraints.sh). Used by make install: pip install -c constraints.txt ..."
   # local version labels dropped (torch==2.13.0, not 2.13.0+cpu), so a CUDA build of the same version fits
-  "$work/venv/bin/python" -m pip freeze --exclude-editable | grep -v '^-e ' | sed -E 's/\+[a-z0-9.]+$//' \
+  "$work/venv/bin/python" -m pip freeze --all --exclude-editable | grep -v -e '^-e ' -e '^pip==' | sed -E 's/\+[a-z0-9.]+$//' \
     | LC_ALL=C sort -f
 } > constraints.txt.new
 mv constraints.txt.new constraints.txt
