@@ -225,7 +225,7 @@ def test_review_of_backtranslated_pairs_survives_rematerialisation(servers, data
     inbox.mkdir(parents=True)
     sheet.to_csv(inbox / "yor.csv", index=False, encoding="utf-8-sig")
 
-    config = _config(schema, returned_sheet=str(inbox / "yor.csv"))
+    config = {"ops": {"instruction_dataset": {"config": {"returned_sheet": str(inbox / "yor.csv")}}}}
     assert _run(resources, config, selection=[*instruction_dataset.keys, *curated_review_sheet.keys]).success
     dataset = _read(data_dir, "instruction_dataset").set_index("id")
     assert dataset.loc[corrected_id, "instruction"] == fixed
