@@ -27,11 +27,11 @@ from instruct_global.assets.curate import (
     instruction_dataset,
 )
 from instruct_global.languages import get_language
-from instruct_global.partitions import language_partitions
 from instruct_global.lib.corpus.bbc import LICENSE as BBC_LICENSE
 from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
 from instruct_global.lib.corpus.wikipedia import LICENSE as WIKI_LICENSE
 from instruct_global.lib.translate.target_rows import TARGET_COLUMNS
+from instruct_global.partitions import language_partitions
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.parquet_io import PartitionedParquetIOManager, write_parquet_atomic
 from instruct_global.resources.translation_google import GoogleTranslator
