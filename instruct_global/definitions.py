@@ -22,7 +22,7 @@ defs = Definitions(
     assets=all_assets,
     jobs=[jobs.corpus_job, jobs.sample_corpus_job, jobs.dataset_job, jobs.curate_job],
     schedules=[schedules.weekly_dataset_backfill],
-    sensors=[sensors.review_inbox_sensor],
+    sensors=[sensors.review_inbox_sensor, sensors.curated_review_inbox_sensor],
     resources={
         "io_manager": PartitionedParquetIOManager(),
         "http": HttpFetcherResource(),

@@ -56,8 +56,8 @@ from instruct_global.lib.curate.pairs import (
     few_shot_examples,
 )
 from instruct_global.lib.curate.plots import chart_markdown
+from instruct_global.lib.curate.review import curated_review_paths
 from instruct_global.lib.curate.segments import SegmentSettings, select_segments
-from instruct_global.lib.translate.review_paths import ReviewPaths
 from instruct_global.lib.translate.review_round import run_review_round
 from instruct_global.lib.translate.review_sheet import build_review_sheet, write_review_sheet
 from instruct_global.partitions import language_partitions, partition_language
@@ -328,11 +328,6 @@ class InstructionDatasetConfig(Config):
 
 DATASET_CHECKS = ("no_empty_fields", "no_leftover_placeholders", "lid_pass_rate", "duplicate_rate",
                   "category_balance")
-
-
-def curated_review_paths(data_dir: Path, lang: str) -> ReviewPaths:
-    """Review sheets of backtranslated pairs: <data dir>/review/curated/{outbox,inbox,store,processed}."""
-    return ReviewPaths(data_dir / "review" / "curated", lang)
 
 
 def _existing_partition(asset_name: str, partition: str) -> tuple[pd.DataFrame | None, Path]:

@@ -9,13 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from dagster import SourceAsset, materialize
+from dagster import SourceAsset, build_sensor_context, materialize
 
 from instruct_global.assets.corpus import source_records
 from instruct_global.assets.curate import (
@@ -35,6 +36,7 @@ from instruct_global.partitions import language_partitions
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.parquet_io import PartitionedParquetIOManager, write_parquet_atomic
 from instruct_global.resources.translation_google import GoogleTranslator
+from instruct_global.sensors import curated_review_inbox_sensor
 from instruct_global_tests.conftest import REPO_ROOT
 from instruct_global_tests.fixtures.curate_llm import CurateResponder
 from instruct_global_tests.fixtures.google_translate_server import GoogleTranslateServer
@@ -224,8 +226,13 @@ def test_review_of_backtranslated_pairs_survives_rematerialisation(servers, data
     inbox = data_dir / "review" / "curated" / "inbox"
     inbox.mkdir(parents=True)
     sheet.to_csv(inbox / "yor.csv", index=False, encoding="utf-8-sig")
+    then = time.time() - 120  # as if dropped two minutes ago: past the sensor's settle time
+    os.utime(inbox / "yor.csv", (then, then))
 
-    config = {"ops": {"instruction_dataset": {"config": {"returned_sheet": str(inbox / "yor.csv")}}}}
+    requests = list(curated_review_inbox_sensor(build_sensor_context()))
+    assert len(requests) == 1 and requests[0].partition_key == "yor"
+    config = requests[0].run_config
+    assert config == {"ops": {"instruction_dataset": {"config": {"returned_sheet": str(inbox / "yor.csv")}}}}
     assert _run(resources, config, selection=[*instruction_dataset.keys, *curated_review_sheet.keys]).success
     dataset = _read(data_dir, "instruction_dataset").set_index("id")
     assert dataset.loc[corrected_id, "instruction"] == fixed
