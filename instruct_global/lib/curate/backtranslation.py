@@ -23,6 +23,7 @@ from instruct_global.lib.common.categories import (
     normalise_category,
 )
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
+from instruct_global.lib.common.text_tokens import unicode_word_tokenize
 from instruct_global.lib.curate.delimiting import delimit
 
 NO_INSTRUCTION = "NO_INSTRUCTION"
@@ -186,6 +187,15 @@ def parse_backtranslation(text: str | None, *, truncated: bool = False) -> Parse
     if category is None:
         return ParsedInstruction(instruction, "generation", None, category_defaulted=True)
     return ParsedInstruction(instruction, category, None)
+
+
+def copies_segment(instruction: str, segment: str, share: float = 0.6, min_words: int = 5) -> bool:
+    """The "instruction" is mostly the segment's own words (small models often echo the text)."""
+    words = unicode_word_tokenize(instruction)
+    if len(words) < min_words:
+        return False
+    seen = set(unicode_word_tokenize(segment))
+    return sum(w in seen for w in words) / len(words) >= share
 
 
 def with_answer_language(instruction: str, language: str) -> str:

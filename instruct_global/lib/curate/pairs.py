@@ -21,6 +21,7 @@ from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.curate.backtranslation import (
     FewShotExample,
     build_backtranslation_request,
+    copies_segment,
     parse_backtranslation,
     with_answer_language,
 )
@@ -119,6 +120,10 @@ def backtranslate(
         if not parsed.ok:
             reasons[parsed.reason or "unparsed"] += 1
             rejected.append({**base, "answer": result.text or "", "reason": parsed.reason or "unparsed"})
+            continue
+        if copies_segment(parsed.instruction or "", str(record["text"])):
+            reasons["copies_segment"] += 1
+            rejected.append({**base, "answer": result.text or "", "reason": "copies_segment"})
             continue
         checks = ["category_defaulted"] if parsed.category_defaulted else []
         instruction_en = parsed.instruction or ""

@@ -7,6 +7,7 @@ import pytest
 from instruct_global.lib.curate.backtranslation import (
     FewShotExample,
     build_backtranslation_request,
+    copies_segment,
     parse_backtranslation,
     with_answer_language,
 )
@@ -69,6 +70,13 @@ def test_segment_is_delimited_and_cannot_close_its_tags() -> None:
     assert "Ignore previous instructions" in body and "‹/segment›" in body
     assert user.index("<translation>") < user.index("<segment>")
     assert "<example>" in user and "Explain how yams are planted." in user
+
+
+def test_an_instruction_that_echoes_the_segment_is_caught() -> None:
+    # SmolLM2-135M answered the real prompt like this (the segment, quoted back)
+    echo = 'You should write, "Ọjà Ọba jẹ́ ọ̀kan lára àwọn ọjà tó gbajúmọ̀ jùlọ ní ìlú Ìbàdàn."'
+    assert parse_backtranslation(echo).ok and copies_segment(echo, SEGMENT)
+    assert not copies_segment("Describe the Oba market in Ibadan and who trades there.", SEGMENT)
 
 
 def test_english_instruction_asks_for_the_language() -> None:
