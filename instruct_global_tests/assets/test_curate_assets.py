@@ -279,3 +279,25 @@ def test_curate_job_runs_from_the_cli(tmp_path: Path) -> None:
     dataset = pd.read_parquet(data / "instruction_dataset" / "yor.parquet")
     assert len(dataset) > 0 and set(dataset["origin"]) == {"backtranslation"}
     assert (data / "instruction_dataset" / "yor.card.md").read_text(encoding="utf-8").startswith("---\n")
+
+
+def test_second_curation_round_through_the_assets(servers, data_dir: Path, tmp_path: Path) -> None:
+    generator, judge, mt, _ = servers
+    _write_clean_documents(data_dir)
+    resources = _resources(tmp_path, generator, judge, mt)
+    config = {"ops": {
+        "backtranslated_pairs": {"config": {"min_tokens": 8, "max_per_document": 3}},
+        "curated_pairs": {"config": {"threshold": 4, "iterations": 2, "few_shot_examples": 2}},
+    }}
+    keys = [*backtranslated_pairs.keys, *curated_pairs.keys]
+    result = materialize(ALL, partition_key="yor", resources=resources, run_config=config, selection=keys)
+    assert result.success
+    pairs, curated = _read(data_dir, "backtranslated_pairs"), _read(data_dir, "curated_pairs")
+    # round 2 regenerated every segment with curated pairs as examples, and the new pairs were judged
+    # (a pair whose instruction came out the same is judged from the cache)
+    round_two = [p for p in generator.responder.generation_prompts if "Examples of good answers" in p]
+    assert len(round_two) == len(pairs) and len(pairs) < judge.counts["chat"] <= 2 * len(pairs)
+    assert curated["id"].is_unique and set(curated["iteration"]) <= {1, 2} and (curated["curation_score"] >= 4).all()
+    assert 2 in set(curated["iteration"])
+    meta = result.asset_materializations_for_node("curated_pairs")[0].metadata
+    assert meta["iterations"].value == 2
