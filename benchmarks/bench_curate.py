@@ -14,8 +14,10 @@ words changed, ~3% an exact copy with other casing) feeds both sides at threshol
 (b) the naive reference: every row against every kept row, exact Jaccard (quadratic).
 
 Both must make the same decisions (agreement is printed). Then k-means (scikit-learn, as the
-``diversified_pairs`` asset runs it) clusters 100,000 random 384-d unit vectors (all-MiniLM-L6-v2's
-size) into k = sqrt(n) clusters. Single-threaded (OMP/BLAS threads = 1); CPU seconds of this process.
+``diversified_pairs`` asset runs it) clusters 20,000 and 100,000 384-d unit vectors (all-MiniLM-L6-v2's
+size, scattered around 500 topic centres) into k = sqrt(n) clusters: ``kmeans_labels`` (full k-means up to
+20,000 vectors, mini-batch k-means above) against full-batch k-means, with the inertia of each.
+Single-threaded (OMP/BLAS threads = 1); CPU seconds of this process.
 
 Targets: 100k rows de-duplicated in under 60 s on one core, growing about linearly.
 """
@@ -38,7 +40,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instruct_global.lib.curate.diversify import kmeans_labels  # noqa: E402
+from instruct_global.lib.curate.diversify import FULL_KMEANS_MAX_ROWS, kmeans_labels  # noqa: E402
 from instruct_global.lib.curate.near_duplicates import RowDeduplicator, naive_near_duplicates  # noqa: E402
 
 SEED = 20241201
@@ -102,15 +104,35 @@ def main() -> None:
             agree = f"{int((reference == fast.keep).sum())}/{n}"
         print(f"{n:>8} | {fast_s:>17.2f} | {fast_s / n * 1e6:>7.1f} | {int((~fast.keep).sum()):>7} | "
               f"{naive_cell:>17} | {speed:>8} | {agree}")
-    n_vectors = 10_000 if args.quick else 100_000
+    print("\nclustering (the diversified_pairs step): 384-d unit vectors (all-MiniLM-L6-v2's size), k = sqrt(n)")
+    print(f"{'vectors':>8} | {'k':>4} | {'method':<36} | {'CPU s':>7} | {'wall s':>7} | {'inertia':>10}")
+    print("-" * 88)
+    from sklearn.cluster import KMeans
+
     rng = np.random.default_rng(SEED)
-    vectors = rng.standard_normal((n_vectors, 384), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    k = round(math.sqrt(n_vectors))
-    start, wall = cpu(), time.perf_counter()
-    labels = kmeans_labels(vectors, k)
-    print(f"\nk-means (scikit-learn, k-means++, n_init=3, max_iter=100): {n_vectors} vectors x 384 dims, k={k}: "
-          f"{cpu() - start:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall, {len(set(labels.tolist()))} clusters")
+    for n_vectors in ([10_000] if args.quick else [20_000, 100_000]):
+        # topic-like data: points scattered around 500 random centres
+        centres = rng.standard_normal((500, 384), dtype=np.float32)
+        vectors = centres[rng.integers(0, 500, n_vectors)] + 0.6 * rng.standard_normal((n_vectors, 384), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        k = round(math.sqrt(n_vectors))
+        methods = [("kmeans_labels (as the asset runs it)", None)]
+        if n_vectors <= FULL_KMEANS_MAX_ROWS:
+            methods.append(("reference: full KMeans n_init=3", "full"))
+        else:
+            methods.append(("reference: full KMeans n_init=1", "full1"))
+        for name, which in methods:
+            start, wall = cpu(), time.perf_counter()
+            if which is None:
+                labels = kmeans_labels(vectors, k)
+            else:
+                model = KMeans(n_clusters=k, n_init=3 if which == "full" else 1, random_state=0, max_iter=100)
+                labels = model.fit_predict(vectors)
+            spent, elapsed = cpu() - start, time.perf_counter() - wall
+            centroids = np.stack([vectors[labels == c].mean(axis=0) for c in np.unique(labels)])
+            remap = {c: i for i, c in enumerate(np.unique(labels))}
+            inertia = float(((vectors - centroids[[remap[c] for c in labels]]) ** 2).sum())
+            print(f"{n_vectors:>8} | {k:>4} | {name:<36} | {spent:>7.1f} | {elapsed:>7.1f} | {inertia:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -29,17 +29,26 @@ def default_k(n: int) -> int:
     return max(1, min(n, round(math.sqrt(n))))
 
 
+# Above this many vectors full-batch Lloyd iterations cost minutes on one core; mini-batch k-means
+# (Sculley 2010) gives clusters of nearly the same inertia in seconds.
+FULL_KMEANS_MAX_ROWS = 20_000
+
+
 def kmeans_labels(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """k-means cluster of each vector (scikit-learn; k-means++ start, fixed seed)."""
+    """k-means cluster of each vector (scikit-learn; k-means++ start, fixed seed; mini-batch when large)."""
     if len(vectors) == 0:
         return np.empty(0, dtype=np.int64)
     k = max(1, min(k, len(vectors)))
     if k == 1:
         return np.zeros(len(vectors), dtype=np.int64)
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    model = KMeans(n_clusters=k, n_init=3, random_state=seed, max_iter=100)
-    return model.fit_predict(np.asarray(vectors, dtype=np.float32)).astype(np.int64)
+    data = np.asarray(vectors, dtype=np.float32)
+    if len(data) > FULL_KMEANS_MAX_ROWS:
+        model = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=4096, max_iter=100)
+    else:
+        model = KMeans(n_clusters=k, n_init=3, random_state=seed, max_iter=100)
+    return model.fit_predict(data).astype(np.int64)
 
 
 def even_sample(labels: np.ndarray, order_key: Sequence[float], size: int) -> np.ndarray:
