@@ -37,10 +37,10 @@ from instruct_global.lib.corpus.langid import identify
 from instruct_global.lib.curate import checks as dataset_checks
 from instruct_global.lib.curate.card import CardInputs, render_card
 from instruct_global.lib.curate.dataset import (
-    DATASET_COLUMNS,
     DatasetSettings,
     build_dataset,
     describe_model,
+    empty_dataset,
     translated_rows,
 )
 from instruct_global.lib.curate.diversify import diversify, sentence_embedder
@@ -368,7 +368,7 @@ def instruction_dataset(
     if reviewed is None:
         context.log.warning(f"{lang.name}: {NO_TRANSLATED_ROWS} ({reviewed_path} is missing)")
         notes.append(NO_TRANSLATED_ROWS + ".")
-        reviewed = pd.DataFrame(columns=list(DATASET_COLUMNS))
+        reviewed = empty_dataset()
     template_rows = translated_rows(
         reviewed, _licenses_by_record(source_records),
         generator=describe_model(llm.backend_name, llm.model, {}),

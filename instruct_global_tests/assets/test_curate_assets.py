@@ -301,3 +301,15 @@ def test_second_curation_round_through_the_assets(servers, data_dir: Path, tmp_p
     assert 2 in set(curated["iteration"])
     meta = result.asset_materializations_for_node("curated_pairs")[0].metadata
     assert meta["iterations"].value == 2
+
+
+def test_an_empty_partition_gives_empty_outputs_not_errors(servers, data_dir: Path, tmp_path: Path) -> None:
+    generator, judge, mt, _ = servers
+    clean = _write_clean_documents(data_dir).iloc[0:0]
+    write_parquet_atomic(clean, data_dir / "clean_documents" / "yor.parquet")
+    result = _run(_resources(tmp_path, generator, judge, mt), _config(_schema_with_licence(tmp_path)))
+    assert result.success
+    assert generator.counts["chat"] == 0 and judge.counts["chat"] == 0
+    for name in ("backtranslated_pairs", "curated_pairs", "diversified_pairs", "instruction_dataset"):
+        assert _read(data_dir, name).empty, name
+    assert (data_dir / "instruction_dataset" / "yor.card.md").exists()

@@ -44,6 +44,11 @@ class BuiltDataset:
     rows_in: Counter[str] = field(default_factory=Counter)  # per origin, before any filter
 
 
+def empty_dataset(extra: Iterable[str] = ()) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in [*DATASET_COLUMNS, *extra]})
+    return frame.astype({"curation_score": "float64"})
+
+
 def _text(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -56,7 +61,7 @@ def translated_rows(
     """reviewed_instructions rows in the dataset's columns: template rows take their dataset's
     licence (the schema's optional ``license`` column), self-instruct rows are model output."""
     if reviewed.empty:
-        return pd.DataFrame(columns=list(DATASET_COLUMNS))
+        return empty_dataset()
     out = reviewed.copy()
     for column in _STRING_COLUMNS:
         out[column] = out[column].map(_text) if column in out.columns else ""
@@ -88,9 +93,8 @@ def _priority(frame: pd.DataFrame) -> pd.DataFrame:
 def build_dataset(parts: Iterable[pd.DataFrame], settings: DatasetSettings) -> BuiltDataset:
     """Union ``parts`` (rows in ``DATASET_COLUMNS``), filter, de-duplicate; every drop has a reason."""
     frames = [p for p in parts if not p.empty]
-    result = BuiltDataset(rows=pd.DataFrame(columns=list(DATASET_COLUMNS)), rejects=pd.DataFrame())
+    result = BuiltDataset(rows=empty_dataset(), rejects=empty_dataset(["reason"]))
     if not frames:
-        result.rejects = pd.DataFrame(columns=[*DATASET_COLUMNS, "reason"])
         return result
     rows = pd.concat(frames, ignore_index=True, sort=False)
     for column in _STRING_COLUMNS:
@@ -125,10 +129,9 @@ def build_dataset(parts: Iterable[pd.DataFrame], settings: DatasetSettings) -> B
     if rejects:
         result.rejects = pd.concat(rejects, ignore_index=True, sort=False).rename(
             columns={"_duplicate_of": "duplicate_of"})
-    else:
-        result.rejects = pd.DataFrame(columns=[*DATASET_COLUMNS, "reason"])
     ordered = [*DATASET_COLUMNS, *[c for c in rows.columns if c not in DATASET_COLUMNS]]
     result.rows = rows[ordered].sort_values(["origin", "id"], kind="mergesort").reset_index(drop=True)
+    result.rows["curation_score"] = result.rows["curation_score"].astype("float64")
     return result
 
 

@@ -64,8 +64,12 @@ def pair_id(lang: str, chunk_id: str, segment: str, mode: str) -> str:
 
 def _frame(records: list[dict[str, object]], columns: Sequence[str]) -> pd.DataFrame:
     if not records:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    return pd.DataFrame.from_records(records, columns=list(columns))
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    else:
+        frame = pd.DataFrame.from_records(records, columns=list(columns))
+    if "curation_score" in frame.columns:
+        frame["curation_score"] = frame["curation_score"].astype("float64")
+    return frame
 
 
 def backtranslate(
@@ -217,8 +221,6 @@ def curate(
             kept.append(row)
     columns = list(pairs.columns) if len(pairs.columns) else list(PAIR_COLUMNS)
     out.kept = _frame(kept, columns)
-    if not out.kept.empty:
-        out.kept["curation_score"] = out.kept["curation_score"].astype("float64")
     out.rejects = _frame(rejected, [*columns, "judge_answer", "reason"])
     return out
 
