@@ -260,6 +260,8 @@ def test_curate_job_runs_from_the_cli(tmp_path: Path) -> None:
         "backtranslated_pairs": {"config": {"min_tokens": 8, "max_per_document": 3}},
         "instruction_dataset": {"config": {"allowed_licenses": ["CC-BY-SA-4.0", "BBC-copyright", "unspecified"]}},
     })
+    # one process for all steps: each step process would import torch and transformers again
+    config["execution"] = {"config": {"in_process": {}}}
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(config))
     with OpenAIServer() as server:

@@ -8,6 +8,7 @@ target-language text choose a multilingual model (e.g. paraphrase-multilingual-M
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -72,6 +73,7 @@ def resolve_model(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=2)  # one load per process: a model is read-only once loaded
 def load_sentence_model(name: str, device: str = "cpu"):  # -> SentenceTransformer (lazy import)
     try:
         from sentence_transformers import SentenceTransformer
