@@ -78,3 +78,19 @@ TargetRowsFrame = create_dagster_pandas_dataframe_type(
                   "origin", "instruction_id", "checks", "review_status"),
     ],
 )
+
+InstructionDatasetFrame = create_dagster_pandas_dataframe_type(
+    name="InstructionDatasetFrame",
+    description="The final instruction dataset (the contract with the export stage): stable unique id, "
+    "target-language fields, origin, provenance, licence, models, curation score, review status.",
+    columns=[
+        PandasColumn.string_column("id", non_nullable=True, unique=True),
+        *_strings("lang", "category", "instruction", "output", "license"),
+        PandasColumn.categorical_column("origin", categories={"template", "self_instruct", "backtranslation"},
+                                        non_nullable=True),
+        *_strings("input", "instruction_lang", "instruction_en", "input_en", "output_en", "dataset", "record_id",
+                  "instruction_id", "doc_id", "chunk_id", "source", "source_url", "generator", "translator",
+                  "judge", "checks", "review_status"),
+        PandasColumn.float_column("curation_score", ignore_missing_vals=True, min_value=1.0, max_value=5.0),
+    ],
+)

@@ -1,4 +1,5 @@
-"""Jobs: the corpus job, its offline sample variant, and the dataset job (corpus → target language)."""
+"""Jobs: the corpus job, its offline sample variant, the dataset job (corpus → instruction dataset) and the
+curate job (corpus → instruction dataset from backtranslated pairs, no translator needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dagster import AssetSelection, PartitionedConfig, define_asset_job
 from instruct_global.partitions import language_partitions
 
 corpus_selection = AssetSelection.groups("corpus")
-dataset_selection = AssetSelection.groups("corpus", "generate", "translate")
+dataset_selection = AssetSelection.groups("corpus", "generate", "translate", "curate")
+curate_selection = AssetSelection.groups("corpus", "curate")
 
 corpus_job = define_asset_job(
     "corpus_job",
@@ -23,7 +25,15 @@ dataset_job = define_asset_job(
     "dataset_job",
     selection=dataset_selection,
     partitions_def=language_partitions,
-    description="Corpus to reviewed target-language instructions for one language (needs the LLM and translator).",
+    description="Corpus to the instruction dataset for one language (needs the LLM and translator).",
+)
+
+curate_job = define_asset_job(
+    "curate_job",
+    selection=curate_selection,
+    partitions_def=language_partitions,
+    description="Corpus to the instruction dataset from curated backtranslated pairs (an LLM, no translator); "
+    "template and self-instruct rows join when reviewed_instructions exists for the language.",
 )
 
 # Offline: the shipped sample Wikipedia dump and saved BBC pages go through the same parsing and

@@ -9,6 +9,7 @@ references that Dagster resolves at run time, so no key is ever read, logged or 
 | INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5 |
 | INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama) |
 | INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
+| INSTRUCT_GLOBAL_JUDGE_LLM (+ _MODEL, _BASE_URL, _API_KEY, _CONCURRENCY, _RPM, _TPM) | the self-curation judge (`judge_llm`); unset: the generator itself |
 | INSTRUCT_GLOBAL_TRANSLATOR | nllb, google |
 | INSTRUCT_GLOBAL_NLLB_MODEL | facebook/nllb-200-distilled-600M (or a local folder) |
 | GOOGLE_CLOUD_PROJECT, INSTRUCT_GLOBAL_GOOGLE_LOCATION | google: project id; location (global) |
@@ -58,16 +59,17 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
         raise BackendSelectionError(f"{name} must be a whole number, got {raw!r}") from None
 
 
-def select_llm(env: Mapping[str, str], cache: CallCacheResource) -> LLMResource:
-    backend = _choice(env, "INSTRUCT_GLOBAL_LLM", LLM_BACKENDS)
-    model = env.get("INSTRUCT_GLOBAL_LLM_MODEL") or DEFAULT_MODELS.get(backend)
+def select_llm(env: Mapping[str, str], cache: CallCacheResource, prefix: str = "INSTRUCT_GLOBAL_LLM") -> LLMResource:
+    """The LLM named by ``<prefix>``, ``<prefix>_MODEL``, ``<prefix>_BASE_URL`` ... (see the table)."""
+    backend = _choice(env, prefix, LLM_BACKENDS)
+    model = env.get(f"{prefix}_MODEL") or DEFAULT_MODELS.get(backend)
     if not model:
-        raise BackendSelectionError("INSTRUCT_GLOBAL_LLM=openai-compatible needs INSTRUCT_GLOBAL_LLM_MODEL")
+        raise BackendSelectionError(f"{prefix}=openai-compatible needs {prefix}_MODEL")
     limits: dict[str, Any] = {
         k: v for k, v in {
-            "max_concurrency": _int(env, "INSTRUCT_GLOBAL_LLM_CONCURRENCY"),
-            "requests_per_minute": _int(env, "INSTRUCT_GLOBAL_LLM_RPM"),
-            "tokens_per_minute": _int(env, "INSTRUCT_GLOBAL_LLM_TPM"),
+            "max_concurrency": _int(env, f"{prefix}_CONCURRENCY"),
+            "requests_per_minute": _int(env, f"{prefix}_RPM"),
+            "tokens_per_minute": _int(env, f"{prefix}_TPM"),
         }.items() if v is not None
     }  # fmt: skip
     if backend == "openai":
@@ -75,12 +77,19 @@ def select_llm(env: Mapping[str, str], cache: CallCacheResource) -> LLMResource:
     if backend == "anthropic":
         return AnthropicLLM(model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), **limits)
     if backend == "openai-compatible":
-        base_url = env.get("INSTRUCT_GLOBAL_LLM_BASE_URL")
+        base_url = env.get(f"{prefix}_BASE_URL")
         if not base_url:
-            raise BackendSelectionError("INSTRUCT_GLOBAL_LLM=openai-compatible needs INSTRUCT_GLOBAL_LLM_BASE_URL")
-        key = EnvVar("INSTRUCT_GLOBAL_LLM_API_KEY") if env.get("INSTRUCT_GLOBAL_LLM_API_KEY") else None
+            raise BackendSelectionError(f"{prefix}=openai-compatible needs {prefix}_BASE_URL")
+        key = EnvVar(f"{prefix}_API_KEY") if env.get(f"{prefix}_API_KEY") else None
         return OpenAICompatibleLLM(model=model, cache=cache, base_url=base_url, api_key=key, **limits)
     return LocalTransformersLLM(model=model, cache=cache, **limits)
+
+
+def select_judge_llm(env: Mapping[str, str], cache: CallCacheResource, generator: LLMResource) -> LLMResource:
+    """The self-curation judge: its own backend when INSTRUCT_GLOBAL_JUDGE_LLM is set, else the generator."""
+    if not env.get("INSTRUCT_GLOBAL_JUDGE_LLM", "").strip():
+        return generator
+    return select_llm(env, cache, prefix="INSTRUCT_GLOBAL_JUDGE_LLM")
 
 
 def select_translator(env: Mapping[str, str], cache: CallCacheResource) -> TranslatorResource:
@@ -99,7 +108,11 @@ def select_translator(env: Mapping[str, str], cache: CallCacheResource) -> Trans
 
 def select_resources(env: Mapping[str, str]) -> dict[str, Any]:
     cache = CallCacheResource()
-    return {"call_cache": cache, "llm": select_llm(env, cache), "translator": select_translator(env, cache)}
+    llm = select_llm(env, cache)
+    return {
+        "call_cache": cache, "llm": llm, "judge_llm": select_judge_llm(env, cache, llm),
+        "translator": select_translator(env, cache),
+    }
 
 
 def llm_pool(env: Mapping[str, str]) -> str:

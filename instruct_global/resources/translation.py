@@ -110,11 +110,13 @@ class TranslatorResource(ConfigurableResource):
     ) -> list[TranslationResult]:
         """Translate ``texts`` (same order out). Empty or blank texts, and segments without a word
         (numbers, punctuation, placeholders, sentinels), pass through untranslated."""
-        target_lang = get_language(target) if isinstance(target, str) else target
-        target_code = self._language_code(target_lang)
+        # English is a target too (an English gloss of a target-language text, for the curate stage)
+        target_code = self._resolve_source(target)[1] if isinstance(target, str) and (
+            target.lower() in (ENGLISH, "en", "english")) else self._language_code(
+            get_language(target) if isinstance(target, str) else target)
         source_key, source_code = self._resolve_source(source)
         if source_code == target_code:
-            raise ValueError(f"source and target are both {target_lang.name}: nothing to translate")
+            raise ValueError(f"source and target are both {getattr(target, 'name', target)}: nothing to translate")
 
         model, params = self.model_id(), self.cache_params()
         layouts: list[Segmented | None] = []

@@ -1,7 +1,9 @@
 """Rows of the user's labelled datasets, described by an instruct-global input schema CSV.
 
 Schema columns: ``file_name, category, description, num_variables, variable_1_description,
-variable_2_description, ...`` (extra columns such as ``total`` are ignored). ``file_name`` is a
+variable_2_description, ...`` and an optional ``license`` (the dataset's licence, e.g. "CC-BY-4.0";
+it travels with every record to the dataset card and the licence filter). Extra columns such as
+``total`` are ignored. ``file_name`` is a
 CSV, JSONL or Parquet file relative to the schema's folder, with columns ``variable_1 ..
 variable_N`` (other columns ignored), or ``hf:<dataset>[:<split>]`` / ``hf:<dataset>:<config>:<split>``
 for a Hugging Face dataset (needs the network or a cached copy).
@@ -43,6 +45,7 @@ RECORD_COLUMNS = (
     "variable_descriptions",  # JSON object {"variable_1": description, ...}
     "row_number",
     "source_file",
+    "license",  # the schema row's optional ``license`` cell ("" when the schema has none)
 )
 _FILE_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _MAX_PROBLEMS_PER_FILE = 25  # a broken 100k-row file should not produce a 100k-line message
@@ -397,6 +400,7 @@ def load_source_records(schema_csv: Path) -> pd.DataFrame:
                 descriptions,
                 problems,
                 f"{label} {where}",
+                license_=unicodedata.normalize("NFC", cells.get("license", "")),
             )
         )
 
@@ -455,6 +459,7 @@ def _source_records(
     descriptions: dict[str, str],
     problems: _Problems,
     schema_where: str,
+    license_: str = "",
 ) -> list[dict[str, Any]]:
     columns, rows = source
     if not rows:  # else the dataset would vanish from the quotas without a word
@@ -513,6 +518,7 @@ def _source_records(
                 "variable_descriptions": described,
                 "row_number": row.row_number,
                 "source_file": file_name,
+                "license": license_,
             }
         )
     return out

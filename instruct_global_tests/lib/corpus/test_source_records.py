@@ -418,3 +418,19 @@ def test_all_problems_are_collected_and_long_lists_capped(tmp_path: Path) -> Non
     assert (
         len(schema_problems) == 5
     )  # gone.csv: category, num_variables, not found; x.csv: description, not found
+
+
+# --- the optional license column --------------------------------------------------------------
+
+
+def test_license_column_travels_with_every_record(tmp_path: Path) -> None:
+    pairs_csv(tmp_path)
+    schema = write_schema(tmp_path, [[*schema_row(), "CC-BY-4.0"]], header=[*SCHEMA_HEADER, "license"])
+    frame = load_source_records(schema)
+    assert list(frame["license"]) == ["CC-BY-4.0", "CC-BY-4.0"]
+
+
+def test_no_license_column_means_an_empty_license(tmp_path: Path) -> None:
+    pairs_csv(tmp_path)
+    frame = load_source_records(write_schema(tmp_path, [schema_row()]))
+    assert list(frame["license"]) == ["", ""]
