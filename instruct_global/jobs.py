@@ -1,4 +1,5 @@
-"""Jobs: the corpus job, its offline sample variant, and the dataset job (corpus → target language)."""
+"""Jobs: the corpus job, its offline sample variant, the dataset job (corpus → export) and the training job
+(train → evaluate)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dagster import AssetSelection, PartitionedConfig, define_asset_job
 from instruct_global.partitions import language_partitions
 
 corpus_selection = AssetSelection.groups("corpus")
-dataset_selection = AssetSelection.groups("corpus", "generate", "translate")
+dataset_selection = AssetSelection.groups("corpus", "generate", "translate", "export")
+training_selection = AssetSelection.groups("train", "evaluate")
 
 corpus_job = define_asset_job(
     "corpus_job",
@@ -24,6 +26,13 @@ dataset_job = define_asset_job(
     selection=dataset_selection,
     partitions_def=language_partitions,
     description="Corpus to reviewed target-language instructions for one language (needs the LLM and translator).",
+)
+
+training_job = define_asset_job(
+    "training_job",
+    selection=training_selection,
+    partitions_def=language_partitions,
+    description="Fine-tune on the exported dataset of one language and score base against fine-tuned.",
 )
 
 # Offline: the shipped sample Wikipedia dump and saved BBC pages go through the same parsing and
