@@ -19,15 +19,18 @@ MEASURES: dict[str, bool] = {
 }
 
 
-def comparison_table(base: Mapping[str, float], finetuned: Mapping[str, float], counts: Mapping[str, int]) -> pd.DataFrame:
+def comparison_table(
+    base: Mapping[str, float], finetuned: Mapping[str, float], counts: Mapping[str, int], tolerance: float = 1e-6
+) -> pd.DataFrame:
+    """One row per measure; a difference within ``tolerance`` (float noise) is neither better nor worse."""
     rows = []
     for measure, higher_better in MEASURES.items():
         if measure not in base and measure not in finetuned:
             continue
         b, f = float(base.get(measure, math.nan)), float(finetuned.get(measure, math.nan))
         diff = f - b
-        better = (diff > 0) if higher_better else (diff < 0)
-        worse = (diff < 0) if higher_better else (diff > 0)
+        gain = diff if higher_better else -diff
+        better, worse = gain > tolerance, gain < -tolerance
         rows.append({
             "measure": measure,
             "base": b,

@@ -1,0 +1,140 @@
+"""instruction_dataset (a stand-in in the contract) → sft_dataset → finetuned_model → TruthfulQA → model_scores,
+one partition, offline: tiny Llama-style model, TruthfulQA CSV written here, Google v3 SDK against the local server."""
+
+# No "from __future__ import annotations": Dagster reads the stand-in asset's annotations.
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetExecutionContext, AssetKey, asset, materialize
+
+from instruct_global.assets.evaluate import model_scores, truthfulqa_translated
+from instruct_global.assets.export import sft_dataset
+from instruct_global.assets.train import finetuned_model
+from instruct_global.lib.export.splits import SplitConfig, leaking_pairs
+from instruct_global.partitions import language_partitions
+from instruct_global.resources.call_cache import CallCacheResource
+from instruct_global.resources.finetuning import HuggingFaceHubResource, OpenAIFineTuningResource
+from instruct_global.resources.parquet_io import PartitionedParquetIOManager
+from instruct_global.resources.translation_google import GoogleTranslator
+from instruct_global_tests.fixtures.google_translate_server import GoogleTranslateServer
+from instruct_global_tests.fixtures.instruction_rows import WORDS, contract_rows
+from instruct_global_tests.fixtures.llm_testing import openai_llm
+from instruct_global_tests.fixtures.openai_server import OpenAIServer
+from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
+from instruct_global_tests.fixtures.truthfulqa_files import write_truthfulqa_csv
+
+
+@asset(partitions_def=language_partitions, group_name="curate")
+def instruction_dataset(context: AssetExecutionContext) -> pd.DataFrame:
+    """Stand-in for the curate stage's asset: the same name, partitions and columns."""
+    return contract_rows(40, context.partition_key)
+
+
+def fake_yoruba(text: str, source: str | None, target: str) -> str:
+    """Word-for-word 'Yoruba'; an error page for anything about knuckles (that question must be dropped)."""
+    if "knuckles" in text:
+        return "Error 500: quota exceeded for this project"
+    return " ".join(WORDS[(len(w) * 7 + i) % len(WORDS)] for i, w in enumerate(re.findall(r"\w+", text))) + "."
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+def _resources(tmp_path: Path, mt_server: GoogleTranslateServer, llm_server: OpenAIServer) -> dict:
+    cache = CallCacheResource(url=str(tmp_path / "calls.sqlite"))
+    return {
+        "io_manager": PartitionedParquetIOManager(),
+        "call_cache": cache,
+        "hub": HuggingFaceHubResource(),
+        "openai_finetuning": OpenAIFineTuningResource(),
+        "llm": openai_llm(llm_server, tmp_path / "calls.sqlite"),
+        "translator": GoogleTranslator(cache=cache, project_id="test-project", api_endpoint=mt_server.url,
+                                       anonymous_credentials_for_testing=True, backoff_initial_s=0.01,
+                                       backoff_max_s=0.05, timeout_s=5.0),
+    }
+
+
+def _config(tiny_lm: Path, csv_path: Path) -> dict:
+    return {"ops": {
+        "sft_dataset": {"config": {"validation_share": 0.15, "test_share": 0.15}},
+        "finetuned_model": {"config": {"base_model": str(tiny_lm), "r": 8, "max_steps": 6, "save_steps": 3,
+                                       "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
+                                       "max_length": 256, "learning_rate": 5e-3}},
+        "truthfulqa_translated": {"config": {"source": str(csv_path)}},
+    }}
+
+
+ASSETS = [instruction_dataset, sft_dataset, finetuned_model, truthfulqa_translated, model_scores]
+
+
+@pytest.mark.slow
+def test_export_train_evaluate_one_partition(tiny_lm: Path, data_dir: Path, tmp_path: Path) -> None:
+    csv_path = write_truthfulqa_csv(tmp_path / "TruthfulQA.csv")
+    with GoogleTranslateServer(translate=fake_yoruba) as mt_server, OpenAIServer() as llm_server:
+        resources = _resources(tmp_path, mt_server, llm_server)
+        result = materialize(ASSETS, partition_key="yor", resources=resources, run_config=_config(tiny_lm, csv_path))
+        assert result.success
+
+        # export: every format, every split, no near-duplicate across splits
+        exported = pd.read_parquet(data_dir / "sft_dataset" / "yor.parquet")
+        assert set(exported["split"]) == {"train", "validation", "test"} and len(exported) == 40
+        texts = [m for m in exported["messages"]]
+        assert not leaking_pairs(texts, exported["split"].tolist(), SplitConfig())
+        out = data_dir / "export" / "yor"
+        first = json.loads((out / "train.chat.jsonl").read_text("utf-8").splitlines()[0])
+        assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+        alpaca = json.loads((out / "test.alpaca.json").read_text("utf-8"))
+        assert len(alpaca) == (exported["split"] == "test").sum() and set(alpaca[0]) == {"instruction", "input", "output"}
+        from datasets import load_from_disk
+
+        hf = load_from_disk(str(out / "hf_dataset"))
+        assert {s: len(hf[s]) for s in hf} == exported["split"].value_counts().to_dict()
+        assert hf["train"][0]["messages"][-1]["role"] == "assistant"
+
+        export_event = result.asset_materializations_for_node("sft_dataset")[0]
+        meta = export_event.metadata
+        assert meta["token_encoding"].value == "cl100k_base"
+        assert meta["finetune_estimate/n_epochs"].value == 100 // meta["examples/train"].value
+        assert meta["finetune_estimate/cost_usd"].value == pytest.approx(
+            meta["finetune_estimate/charged_tokens"].value * 3.0 / 1e6)
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert checks["openai_chat_format"].passed
+
+        # training: adapter, tokenizer and model card saved
+        model_row = pd.read_parquet(data_dir / "finetuned_model" / "yor.parquet").iloc[0]
+        adapter = Path(model_row["adapter_dir"])
+        assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer.json").is_file()
+        assert "base_model:" in (adapter / "README.md").read_text("utf-8")
+        assert model_row["global_step"] == 6
+
+        # TruthfulQA: the knuckles question was dropped for its error-page translation
+        translated = pd.read_parquet(data_dir / "truthfulqa_translated" / "yor.parquet")
+        assert len(translated) == 3 and "knuckles" not in " ".join(translated["question_en"])
+        tqa_meta = result.asset_materializations_for_node("truthfulqa_translated")[0].metadata
+        assert tqa_meta["dropped/error_text"].value == 1
+        assert json.loads(translated["mc2_labels"].iloc[0]) == [1, 1, 1, 0, 0, 0]  # labels kept in order
+        assert "Q:" not in json.loads(translated["fewshot"].iloc[0])[0][0]  # the shots are translated
+
+        # scores: base and fine-tuned side by side, with differences
+        scores = pd.read_parquet(data_dir / "model_scores" / "yor.parquet").set_index("measure")
+        assert set(scores.index) == {"truthfulqa_mc1", "truthfulqa_mc2", "heldout_loss", "heldout_perplexity"}
+        assert (scores["difference"] == scores["finetuned"] - scores["base"]).all()
+        assert 0 <= scores.loc["truthfulqa_mc2", "base"] <= 1
+        # a high learning rate on the training responses lowers their held-out loss (same word list)
+        assert scores.loc["heldout_loss", "finetuned"] < scores.loc["heldout_loss", "base"]
+        print("\n" + result.asset_materializations_for_node("model_scores")[0].metadata["table"].value)
+        assert AssetKey("model_scores") in {e.asset_key for e in result.get_asset_check_evaluations()}
+
+        # re-materialising reuses the finished adapter and pays no translation again
+        sent = len(mt_server.translate_requests)
+        again = materialize(ASSETS, partition_key="yor", resources=resources,
+                            run_config={"ops": {k: v for k, v in _config(tiny_lm, csv_path)["ops"].items()
+                                                if k in ("finetuned_model", "truthfulqa_translated")}},
+                            selection=["finetuned_model", "truthfulqa_translated"])
+        assert again.success and len(mt_server.translate_requests) == sent
