@@ -69,7 +69,8 @@ def loglikelihoods_shared_prefix(model: Any, tokenizer: Any, context: str, choic
         rest = [cont[:-1] for cont in conts]  # inputs after the prefix; a choice's last token is only predicted
         width = max(len(r) for r in rest)
         if width:
-            cache = prefix["cache"] if "cache" in prefix else prefix.past_key_values
+            # .get would read the deprecated name eagerly (transformers 5 warns); older versions lack "cache"
+            cache = prefix["cache"] if "cache" in prefix else prefix.past_key_values  # noqa: SIM401
             cache.batch_repeat_interleave(len(conts))
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             ids = torch.full((len(conts), width), pad, dtype=torch.long, device=device)

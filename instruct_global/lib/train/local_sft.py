@@ -140,6 +140,45 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def build_trainer(
+    base_model: str,
+    train_messages: Sequence[Sequence[dict[str, str]]],
+    checkpoints: Path,
+    settings: LoraSettings = LoraSettings(),
+    *,
+    eval_messages: Sequence[Sequence[dict[str, str]]] = (),
+    callbacks: Sequence[Any] = (),
+) -> tuple[Any, Any]:
+    """trl's SFTTrainer with a fresh LoRA adapter on the base model, and the tokenizer."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    train_rows = to_prompt_completion(train_messages, "train split")
+    if not train_rows:
+        raise TrainingDataError("the train split is empty: nothing to fine-tune on")
+    eval_rows = to_prompt_completion(eval_messages, "validation split") if eval_messages else []
+    model, tokenizer = load_base(base_model, settings)
+    peft_config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(settings, checkpoints, bool(eval_rows)),
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+    return trainer, tokenizer
+
+
 def train_lora(
     base_model: str,
     train_messages: Sequence[Sequence[dict[str, str]]],
@@ -150,28 +189,12 @@ def train_lora(
     dataset_note: str = "",
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    from datasets import Dataset
-    from peft import LoraConfig
+    """Train (or resume) the adapter in ``output_dir``; see the module docstring for the layout."""
     from transformers import TrainerCallback
-    from trl import SFTTrainer
 
     started = time.monotonic()
     output = Path(output_dir)
     checkpoints = output / "checkpoints"
-    train_rows = to_prompt_completion(train_messages, "train split")
-    if not train_rows:
-        raise TrainingDataError("the train split is empty: nothing to fine-tune on")
-    eval_rows = to_prompt_completion(eval_messages, "validation split") if eval_messages else []
-
-    model, tokenizer = load_base(base_model, settings)
-    peft_config = LoraConfig(
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=settings.target_modules,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
     first_step: list[int] = []
 
     class _FirstStep(TrainerCallback):  # records where this run actually started
@@ -179,20 +202,13 @@ def train_lora(
             if not first_step:
                 first_step.append(int(state.global_step))
 
-    trainer = SFTTrainer(
-        model=model,
-        args=_sft_config(settings, checkpoints, bool(eval_rows)),
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[_FirstStep(), *callbacks],
-    )
+    trainer, tokenizer = build_trainer(base_model, train_messages, checkpoints, settings,
+                                       eval_messages=eval_messages, callbacks=[_FirstStep(), *callbacks])
     resume = last_checkpoint(checkpoints)
     resumed_step = checkpoint_step(resume) if resume else 0
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     eval_loss = None
-    if eval_rows:
+    if trainer.eval_dataset is not None:
         eval_loss = float(trainer.evaluate().get("eval_loss", float("nan")))
 
     adapter_dir = output / "adapter"
@@ -209,7 +225,7 @@ def train_lora(
         global_step=int(trainer.state.global_step),
         train_loss=float(outcome.training_loss) if outcome.training_loss is not None else None,
         eval_loss=eval_loss,
-        train_examples=len(train_rows),
+        train_examples=len(train_messages),
         seconds=round(time.monotonic() - started, 2),
         log_history=list(trainer.state.log_history),
     )
