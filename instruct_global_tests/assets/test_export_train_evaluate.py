@@ -129,7 +129,10 @@ def test_export_train_evaluate_one_partition(tiny_lm: Path, data_dir: Path, tmp_
         # a high learning rate on the training responses lowers their held-out loss (same word list)
         assert scores.loc["heldout_loss", "finetuned"] < scores.loc["heldout_loss", "base"]
         print("\n" + result.asset_materializations_for_node("model_scores")[0].metadata["table"].value)
-        assert AssetKey("model_scores") in {e.asset_key for e in result.get_asset_check_evaluations()}
+        check = next(e for e in result.get_asset_check_evaluations() if e.asset_key == AssetKey("model_scores"))
+        assert check.severity.value == "WARN"
+        assert check.metadata["worse_on"].value == scores.index[scores["finetuned_worse"]].tolist()
+        assert check.passed == (not scores["finetuned_worse"].any())
 
         # re-materialising reuses the finished adapter and pays no translation again
         sent = len(mt_server.translate_requests)
@@ -138,3 +141,61 @@ def test_export_train_evaluate_one_partition(tiny_lm: Path, data_dir: Path, tmp_
                                                 if k in ("finetuned_model", "truthfulqa_translated")}},
                             selection=["finetuned_model", "truthfulqa_translated"])
         assert again.success and len(mt_server.translate_requests) == sent
+
+
+def _letter_responder(data_dir: Path):
+    """Fine-tuned model: the letter of the (translated) best answer; base model: always 'A'."""
+    def respond(body: dict) -> str:
+        if not body["model"].startswith("ft:"):
+            return "A"
+        prompt = body["messages"][-1]["content"]
+        rows = pd.read_parquet(data_dir / "truthfulqa_translated" / "yor.parquet")
+        for row in rows.itertuples():
+            if f"Question: {row.question}\n" in prompt:
+                best = json.loads(row.mc1_choices)[0]
+                letter = next(line[0] for line in prompt.splitlines() if line[1:3] == ". " and line[3:] == best)
+                return f"{letter}."
+        return "?"
+    return respond
+
+
+@pytest.mark.slow
+def test_hosted_finetuning_and_letter_choice_scores(data_dir: Path, tmp_path: Path) -> None:
+    from instruct_global_tests.fixtures.llm_testing import FAKE_OPENAI_KEY
+    from instruct_global_tests.fixtures.openai_finetune_server import OpenAIFineTuningServer
+
+    csv_path = write_truthfulqa_csv(tmp_path / "TruthfulQA.csv")
+    with GoogleTranslateServer(translate=fake_yoruba) as mt_server, OpenAIFineTuningServer() as server:
+        server.responder = _letter_responder(data_dir)
+        resources = _resources(tmp_path, mt_server, server)
+        resources["openai_finetuning"] = OpenAIFineTuningResource(api_key=FAKE_OPENAI_KEY, base_url=server.base_url,
+                                                                  max_retries=0)
+        config = {"ops": {"finetuned_model": {"config": {"backend": "openai", "poll_interval_s": 0.0}},
+                          "truthfulqa_translated": {"config": {"source": str(csv_path)}}}}
+        result = materialize(ASSETS, partition_key="yor", resources=resources, run_config=config)
+        assert result.success
+        model_row = pd.read_parquet(data_dir / "finetuned_model" / "yor.parquet").iloc[0]
+        assert model_row["backend"] == "openai" and model_row["finetuned_model"].startswith("ft:gpt-4o-mini")
+        scores = pd.read_parquet(data_dir / "model_scores" / "yor.parquet").set_index("measure")
+        assert scores.loc["truthfulqa_mc1_letter", "finetuned"] == 1.0
+        # the shuffled order puts the best answer elsewhere than A for some question: "always A" loses
+        assert scores.loc["truthfulqa_mc1_letter", "base"] < 1.0
+        check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "finetuned_not_worse")
+        assert check.passed
+        # a re-run resumes the stored job: no second job, no second chat call
+        chats = server.counts["chat"]
+        assert materialize(ASSETS, partition_key="yor", resources=resources, run_config=config).success
+        assert server.counts["fine_tuning.create"] == 1 and server.counts["chat"] == chats
+
+
+def test_truthfulqa_skips_a_language_no_translator_covers(data_dir: Path, tmp_path: Path) -> None:
+    csv_path = write_truthfulqa_csv(tmp_path / "TruthfulQA.csv")
+    with GoogleTranslateServer(translate=fake_yoruba) as mt_server, OpenAIServer() as llm_server:
+        result = materialize([truthfulqa_translated], partition_key="pcm",
+                             resources=_resources(tmp_path, mt_server, llm_server),
+                             run_config={"ops": {"truthfulqa_translated": {"config": {"source": str(csv_path)}}}})
+        assert result.success and not mt_server.translate_requests
+    meta = result.asset_materializations_for_node("truthfulqa_translated")[0].metadata
+    assert meta["skipped"].value is True and "Nigerian Pidgin (pcm) is not covered" in meta["skip_reason"].value
+    assert len(pd.read_parquet(data_dir / "truthfulqa_translated" / "pcm.parquet")) == 0
+
