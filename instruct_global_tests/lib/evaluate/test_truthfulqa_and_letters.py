@@ -13,7 +13,11 @@ from instruct_global.lib.evaluate.fewshot import FEWSHOT_QA
 from instruct_global.lib.evaluate.letter_choice import letter_question, parse_letter, shuffled_order
 from instruct_global.lib.evaluate.scoring_runs import letter_truthfulqa
 from instruct_global.lib.evaluate.translate_benchmark import translate_truthfulqa
-from instruct_global.lib.evaluate.truthfulqa import TruthfulQAFormatError, load_truthfulqa_csv, load_truthfulqa_hf
+from instruct_global.lib.evaluate.truthfulqa import (
+    TruthfulQAFormatError,
+    load_truthfulqa_csv,
+    load_truthfulqa_hf,
+)
 from instruct_global_tests.fixtures.truthfulqa_files import write_truthfulqa_csv, write_truthfulqa_hf_folder
 
 

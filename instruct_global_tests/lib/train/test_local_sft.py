@@ -16,7 +16,12 @@ import pytest
 
 from instruct_global.lib.train.checkpoints import complete_checkpoints, last_checkpoint
 from instruct_global.lib.train.hardware import GPURequiredError
-from instruct_global.lib.train.local_sft import TrainingDataError, build_trainer, to_prompt_completion, train_lora
+from instruct_global.lib.train.local_sft import (
+    TrainingDataError,
+    build_trainer,
+    to_prompt_completion,
+    train_lora,
+)
 from instruct_global.lib.train.settings import LoraSettings
 from instruct_global_tests.conftest import REPO_ROOT
 from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm

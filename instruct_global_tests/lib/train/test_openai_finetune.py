@@ -76,14 +76,14 @@ def test_events_are_paged(server, files, tmp_path: Path) -> None:
 def test_a_rerun_resumes_polling_the_stored_job(server, files, tmp_path: Path) -> None:
     server.job_statuses = ["validating_files", "queued", "running", "running", "running", "succeeded"]
     store = _store(tmp_path / "c.sqlite")
-    with pytest.raises(HostedFineTuningError, match="still .* run again to resume"):
+    with pytest.raises(HostedFineTuningError, match=r"still .* run again to resume"):
         _run(server, store, files, timeout_s=0.0)  # the first process dies while the job runs
     assert server.counts["fine_tuning.create"] == 1
     result = _run(server, store, files)
     assert result.resumed and result.status == "succeeded"
     assert server.counts["fine_tuning.create"] == 1 and server.counts["files.create"] == 2  # nothing paid twice
     # changed data is a new job
-    train, val = files
+    train = files[0]
     train.write_text(train.read_text() + train.read_text().splitlines()[0] + "\n")
     _run(server, store, files)
     assert server.counts["fine_tuning.create"] == 2
