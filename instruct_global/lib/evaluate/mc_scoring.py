@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from instruct_global.lib.evaluate.fewshot import FEWSHOT_QA, continuation, mc_context
-from instruct_global.lib.evaluate.tokenization import encode_pair, max_length
+from instruct_global.lib.evaluate.tokenization import encode_pair, encode_pairs, max_length
 
 
 def _window(context_ids: list[int], cont_ids: list[int], limit: int) -> tuple[list[int], int]:
@@ -55,7 +55,7 @@ def loglikelihoods_shared_prefix(model: Any, tokenizer: Any, context: str, choic
 
     unique = list(dict.fromkeys(choices))
     limit = max_length(model, tokenizer)
-    pairs = [encode_pair(tokenizer, context, continuation(c)) for c in unique]
+    pairs = encode_pairs(tokenizer, context, [continuation(c) for c in unique])
     context_ids = pairs[0][0]
     conts = [cont for _, cont in pairs]
     if any(ctx != context_ids for ctx, _ in pairs) or len(context_ids) + max(map(len, conts)) > limit + 1:

@@ -36,6 +36,17 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
     return context_ids, whole[len(context_ids) :]
 
 
+def encode_pairs(tokenizer: Any, context: str, continuations: list[str]) -> list[tuple[list[int], list[int]]]:
+    """``encode_pair`` for many continuations of one context, the context encoded once (same ids)."""
+    if not context:
+        return [encode_pair(tokenizer, context, c) for c in continuations]
+    n_spaces = len(context) - len(context.rstrip())
+    head = context[:-n_spaces] if n_spaces else context
+    tail = context[-n_spaces:] if n_spaces else ""
+    context_ids = encode(tokenizer, head)
+    return [(context_ids, encode(tokenizer, head + tail + c)[len(context_ids) :]) for c in continuations]
+
+
 def max_length(model: Any, tokenizer: Any) -> int:
     config = getattr(model.config, "text_config", None) or model.config
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):

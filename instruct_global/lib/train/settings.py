@@ -25,8 +25,9 @@ class LoraSettings:
     weight_decay: float = 0.0
     max_grad_norm: float = 0.3
     seed: int = 42
-    # batching: pack sequences, else group batches by length
-    packing: bool = True
+    # batching: QLoRA/Guanaco group batches by length; packing (best-fit decreasing, padding-free) pays
+    # with FlashAttention on a GPU, while on CPU/SDPA it is slower (benchmarks/bench_training.py)
+    packing: bool = False
     group_by_length: bool = True
     gradient_checkpointing: bool = True
     # checkpoints (kept so a crashed run resumes)

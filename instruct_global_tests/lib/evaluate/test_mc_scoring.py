@@ -124,3 +124,12 @@ def test_heldout_loss_scores_only_the_response(tiny) -> None:
     two = heldout_loss(model, tokenizer, [messages, messages])
     assert two.loss == pytest.approx(one.loss) and two.tokens == 2 * one.tokens
     assert json.dumps(heldout_loss(model, tokenizer, []).__dict__)  # empty split: NaN, no crash
+
+
+@pytest.mark.parametrize("context", ["Q: Kí ni?\nA:", "Q: trailing space \nA: ", "", "ọ̀rọ̀"])
+def test_encode_pairs_equals_lm_evals_pair_encoding(tiny, context: str) -> None:
+    from instruct_global.lib.evaluate.tokenization import encode_pair, encode_pairs
+
+    _, _, tokenizer = tiny
+    continuations = [" Bẹ́ẹ̀ni.", " Rárá", "x"]
+    assert encode_pairs(tokenizer, context, continuations) == [encode_pair(tokenizer, context, c) for c in continuations]
