@@ -199,3 +199,62 @@ def test_truthfulqa_skips_a_language_no_translator_covers(data_dir: Path, tmp_pa
     assert meta["skipped"].value is True and "Nigerian Pidgin (pcm) is not covered" in meta["skip_reason"].value
     assert len(pd.read_parquet(data_dir / "truthfulqa_translated" / "pcm.parquet")) == 0
 
+
+
+@asset(name="instruction_dataset", partitions_def=language_partitions, group_name="curate")
+def small_instruction_dataset(context: AssetExecutionContext) -> pd.DataFrame:
+    return contract_rows(9, context.partition_key)
+
+
+def test_export_check_fails_below_ten_examples_and_push_needs_a_token(data_dir: Path) -> None:
+    resources = {"io_manager": PartitionedParquetIOManager(), "hub": HuggingFaceHubResource()}
+    result = materialize([small_instruction_dataset, sft_dataset], partition_key="yor", resources=resources)
+    assert result.success  # the data is written; the check says it is not fit for OpenAI
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "openai_chat_format")
+    assert not check.passed and check.severity.value == "ERROR"
+    assert any("OpenAI needs at least 10" in p for p in check.metadata["problems"].value)
+
+    pushed = materialize([small_instruction_dataset, sft_dataset], partition_key="yor", resources=resources,
+                         run_config={"ops": {"sft_dataset": {"config": {"push_to_hub_repo": "me/instruct-yor"}}}},
+                         raise_on_error=False)
+    assert not pushed.success
+    failure = next(e for e in pushed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "push_to_hub needs a Hugging Face token: set HF_TOKEN" in str(failure.event_specific_data.error)
+
+
+@pytest.mark.slow
+def test_training_job_runs_from_the_cli(tiny_lm: Path, data_dir: Path, tmp_path: Path) -> None:
+    """`dagster job execute` of training_job (train → evaluate) after the export, as CI runs it headless."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from instruct_global_tests.conftest import REPO_ROOT
+
+    csv_path = write_truthfulqa_csv(tmp_path / "TruthfulQA.csv")
+    config = _config(tiny_lm, csv_path)
+    with GoogleTranslateServer(translate=fake_yoruba) as mt_server, OpenAIServer() as llm_server:
+        assert materialize([instruction_dataset, sft_dataset], partition_key="yor",
+                           resources=_resources(tmp_path, mt_server, llm_server),
+                           run_config={"ops": {"sft_dataset": config["ops"]["sft_dataset"]}}).success
+        job_config = tmp_path / "training.yaml"
+        job_config.write_text(yaml.safe_dump({"ops": {k: v for k, v in config["ops"].items() if k != "sft_dataset"}}))
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {**os.environ, "DAGSTER_HOME": str(home), "INSTRUCT_GLOBAL_DATA_DIR": str(data_dir),
+               "PYTHONPATH": str(REPO_ROOT), "TEST_GOOGLE_ENDPOINT": mt_server.url,
+               "TEST_OPENAI_BASE_URL": llm_server.base_url,
+               "INSTRUCT_GLOBAL_CALL_CACHE_URL": str(tmp_path / "calls.sqlite")}
+        completed = subprocess.run(
+            [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
+             "instruct_global_tests.fixtures.training_definitions", "-j", "training_job", "-c", str(job_config),
+             "--tags", '{"dagster/partition": "yor"}'],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "RUN_SUCCESS" in completed.stdout + completed.stderr
+    scores = pd.read_parquet(data_dir / "model_scores" / "yor.parquet")
+    assert {"truthfulqa_mc2", "heldout_loss"} <= set(scores["measure"])
+    assert (data_dir / "reports" / "yor" / "model_scores.png").is_file()

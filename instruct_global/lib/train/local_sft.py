@@ -97,7 +97,6 @@ def _sft_config(settings: LoraSettings, checkpoints: Path, has_eval: bool) -> An
         learning_rate=settings.learning_rate,
         # QLoRA's "constant" schedule with its 3 % warm-up (plain "constant" would ignore the warm-up)
         lr_scheduler_type=settings.lr_scheduler_type,
-        warmup_steps=settings.warmup_ratio,
         num_train_epochs=settings.num_train_epochs,
         max_steps=settings.max_steps,
         per_device_train_batch_size=settings.per_device_train_batch_size,
@@ -109,8 +108,7 @@ def _sft_config(settings: LoraSettings, checkpoints: Path, has_eval: bool) -> An
         seed=settings.seed,
         data_seed=settings.seed,
         packing=settings.packing,
-        # without packing, batches of similar length waste less on padding
-        train_sampling_strategy="group_by_length" if settings.group_by_length and not settings.packing else "random",
+        **_version_args(SFTConfig, settings),
         completion_only_loss=True,
         **_checkpointing_args(SFTConfig, settings.gradient_checkpointing),
         save_strategy="steps",
@@ -125,6 +123,22 @@ def _sft_config(settings: LoraSettings, checkpoints: Path, has_eval: bool) -> An
         disable_tqdm=True,
         **settings.extra,
     )
+
+
+def _version_args(config_cls: Any, settings: LoraSettings) -> dict[str, Any]:
+    """Warm-up and length grouping under the names this transformers uses (5.x renamed both)."""
+    fields = config_cls.__dataclass_fields__
+    grouped = settings.group_by_length and not settings.packing  # batches of similar length pad less
+    out: dict[str, Any] = {}
+    if "warmup_ratio" in fields:
+        out["warmup_ratio"] = settings.warmup_ratio
+    else:  # transformers 5: a float below 1 is a share of the steps
+        out["warmup_steps"] = settings.warmup_ratio
+    if "train_sampling_strategy" in fields:
+        out["train_sampling_strategy"] = "group_by_length" if grouped else "random"
+    else:
+        out["group_by_length"] = grouped
+    return out
 
 
 def _checkpointing_args(config_cls: Any, enabled: bool) -> dict[str, Any]:
