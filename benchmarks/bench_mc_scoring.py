@@ -32,13 +32,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instruct_global.lib.evaluate.fewshot import continuation, mc_context  # noqa: E402
-from instruct_global.lib.evaluate.mc_scoring import score_question  # noqa: E402
-from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm  # noqa: E402
+from instruct_global.lib.evaluate.fewshot import continuation, mc_context
+from instruct_global.lib.evaluate.mc_scoring import score_question
+from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
 
-VOCAB = ("people water city light year sleep eat grow cold heart blood moon seeds ghost cat money law "
-         "country always never because nothing happens true false president science doctor vaccine brain "
-         "right left wall great china visible space glass red blue bird fly sun hot").split()
+VOCAB = ["people", "water", "city", "light", "year", "sleep", "eat", "grow", "cold", "heart", "blood", "moon", "seeds", "ghost", "cat", "money", "law", "country", "always", "never", "because", "nothing", "happens", "true", "false", "president", "science", "doctor", "vaccine", "brain", "right", "left", "wall", "great", "china", "visible", "space", "glass", "red", "blue", "bird", "fly", "sun", "hot"]
 
 
 def _sentence(rng: random.Random, low: int, high: int) -> str:

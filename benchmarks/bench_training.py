@@ -29,10 +29,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from instruct_global.lib.train.local_sft import build_trainer  # noqa: E402
-from instruct_global.lib.train.settings import LoraSettings  # noqa: E402
-from instruct_global_tests.fixtures.instruction_rows import WORDS  # noqa: E402
-from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm  # noqa: E402
+from instruct_global.lib.train.local_sft import build_trainer
+from instruct_global.lib.train.settings import LoraSettings
+from instruct_global_tests.fixtures.instruction_rows import WORDS
+from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
 
 
 def examples(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
