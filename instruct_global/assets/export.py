@@ -105,6 +105,7 @@ def sft_dataset(
         "largest_near_duplicate_group": result.largest_group,
         "token_encoding": loaded.name,
         "token_encoding_note": loaded.note or "the requested encoding",
+        "token_encoding_source": loaded.source,
         "assistant_tokens/train": sum(train.assistant_token_counts),
         "tokens_per_example/train": MetadataValue.md(markdown_histogram(train.token_counts, [0, 64, 128, 256, 512, 1024, 2048, 4096], "tokens")),
         "finetune_estimate/n_epochs": train.n_epochs,

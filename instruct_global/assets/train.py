@@ -102,7 +102,7 @@ def _hosted(context: AssetExecutionContext, config: FinetuneConfig, api: OpenAIF
     cache = call_cache.get_cache()
     result = run_hosted_finetune(
         api.client(), StateStore(cache.get_state, cache.set_state), model=config.openai_model,
-        train_path=train_path, validation_path=val_path if val_path.stat().st_size else None,
+        train_path=train_path, validation_path=val_path if val_path.is_file() and val_path.stat().st_size else None,
         method=supervised_method(n_epochs=n_epochs), suffix=config.openai_suffix or context.partition_key,
         poll_interval_s=config.poll_interval_s, timeout_s=config.poll_timeout_s, secrets=api.secrets(),
         log=context.log.info,

