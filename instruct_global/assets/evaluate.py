@@ -26,6 +26,7 @@ from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.report import markdown_preview
 from instruct_global.lib.corpus.langid import identify
+from instruct_global.lib.evaluate.benchmark_review import apply_reviewed_texts, benchmark_texts, review_rows
 from instruct_global.lib.evaluate.compare import (
     comparison_plot_png,
     comparison_table,
@@ -39,6 +40,9 @@ from instruct_global.lib.evaluate.scoring_runs import letter_truthfulqa, local_t
 from instruct_global.lib.evaluate.translate_benchmark import translate_truthfulqa
 from instruct_global.lib.evaluate.truthfulqa import COLUMNS, load_truthfulqa_csv, load_truthfulqa_hf
 from instruct_global.lib.translate.checks import TranslationCheckConfig, check_translation
+from instruct_global.lib.translate.review_paths import ReviewPaths
+from instruct_global.lib.translate.review_round import run_review_round
+from instruct_global.lib.translate.review_sheet import build_review_sheet, write_review_sheet
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.llm import LLMResource
 from instruct_global.resources.parquet_io import resolve_data_dir
@@ -59,6 +63,8 @@ class TruthfulQAConfig(Config):
     lid_min_score: float = Field(default=0.5, ge=0, le=1)
     length_ratio_min: float = 0.3
     length_ratio_max: float = 3.0
+    returned_sheet: str = Field(default="", description="A reviewer's returned TruthfulQA sheet (CSV or XLSX) to "
+                                "apply first; sheets go out to <data dir>/review/truthfulqa/outbox/<lang>.*")
 
 
 def _load_questions(config: TruthfulQAConfig) -> pd.DataFrame:
@@ -110,8 +116,9 @@ def truthfulqa_translated(context: AssetExecutionContext, config: TruthfulQAConf
         reason = f"the translator '{translator.backend_name}' could not run: {type(exc).__name__}: {str(exc)[:300]}"
         context.log.warning(reason)
         return _skipped(reason, len(questions))
-    rows = result.rows.copy()
-    rows["fewshot"] = json.dumps(result.fewshot, ensure_ascii=False)
+    rows, fewshot, review = _review(context, config, lang.key, result.rows, result.fewshot)
+    rows = rows.copy()
+    rows["fewshot"] = json.dumps(fewshot, ensure_ascii=False)
     rows = rows[TRUTHFULQA_COLUMNS]
     return Output(rows, metadata={
         "skipped": False,
@@ -122,8 +129,27 @@ def truthfulqa_translated(context: AssetExecutionContext, config: TruthfulQAConf
         "backend": translator.backend_name,
         "backend_errors": len(backend_errors),
         "preview": MetadataValue.md(markdown_preview(rows, ["question_en", "question"])),
-        **drop_metadata(dict(result.reasons)),
+        **review,
+        **drop_metadata({**result.reasons, "rejected_in_review": review["review/questions_dropped"]}),
     })
+
+
+def _review(context: AssetExecutionContext, config: TruthfulQAConfig, lang: str, rows: pd.DataFrame,
+            fewshot: list) -> tuple[pd.DataFrame, list, dict]:
+    """Apply stored (and a returned sheet's) reviews; write the sheet of what is still unreviewed."""
+    paths = ReviewPaths(resolve_data_dir(None) / "review" / "truthfulqa", lang)
+    round_ = run_review_round(review_rows(benchmark_texts(rows, FEWSHOT_QA, fewshot), lang), paths,
+                              config.returned_sheet, warn=context.log.warning)
+    reviewed = round_.reviewed
+    rows, fewshot, dropped = apply_reviewed_texts(rows, FEWSHOT_QA, fewshot, reviewed)
+    pending = reviewed[reviewed["review_status"].isin(["unreviewed", "needs_review_again"])]
+    write_review_sheet(build_review_sheet(pending), paths.outbox_csv, paths.outbox_xlsx)
+    return rows, fewshot, {
+        "review/questions_dropped": dropped,
+        "review/applied_from_sheet": round_.applied_from_sheet,
+        **{f"review/{status}": int(n) for status, n in round_.status_counts.items()},
+        "review_sheet": MetadataValue.path(str(paths.outbox_xlsx)),
+    }
 
 
 class ModelScoresConfig(Config):
