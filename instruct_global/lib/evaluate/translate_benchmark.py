@@ -51,7 +51,11 @@ def translate_truthfulqa(
     reasons: Counter[str] = Counter()
     kept, rejects = [], []
     for row in questions.to_dict("records"):
-        fields = {"question": [row["question"]], "mc1": json.loads(row["mc1_choices"]), "mc2": json.loads(row["mc2_choices"])}
+        fields = {
+            "question": [row["question"]],
+            "mc1": json.loads(row["mc1_choices"]),
+            "mc2": json.loads(row["mc2_choices"]),
+        }
         out: dict[str, list[str]] = {}
         failed: list[str] = []
         for name, sources in fields.items():
@@ -67,12 +71,17 @@ def translate_truthfulqa(
             reasons[first.split(":", 1)[1]] += 1
             rejects.append({**row, "reason": first})
             continue
-        kept.append({
-            **row,
-            "question_en": row["question"], "question": out["question"][0],
-            "mc1_choices_en": row["mc1_choices"], "mc1_choices": json.dumps(out["mc1"], ensure_ascii=False),
-            "mc2_choices_en": row["mc2_choices"], "mc2_choices": json.dumps(out["mc2"], ensure_ascii=False),
-        })
+        kept.append(
+            {
+                **row,
+                "question_en": row["question"],
+                "question": out["question"][0],
+                "mc1_choices_en": row["mc1_choices"],
+                "mc1_choices": json.dumps(out["mc1"], ensure_ascii=False),
+                "mc2_choices_en": row["mc2_choices"],
+                "mc2_choices": json.dumps(out["mc2"], ensure_ascii=False),
+            }
+        )
     shots, english = [], 0
     for q, a in fewshot:
         if not translate_fewshot:

@@ -22,7 +22,15 @@ import pandas as pd
 
 from instruct_global.lib.common.ids import stable_id
 
-CSV_COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers", "Incorrect Answers", "Source")
+CSV_COLUMNS = (
+    "Type",
+    "Category",
+    "Question",
+    "Best Answer",
+    "Correct Answers",
+    "Incorrect Answers",
+    "Source",
+)
 COLUMNS = ("qid", "question", "mc1_choices", "mc1_labels", "mc2_choices", "mc2_labels")
 
 
@@ -67,7 +75,9 @@ def from_records(records: Sequence[Mapping[str, Any]], source: str) -> pd.DataFr
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def load_truthfulqa_hf(name: str = "truthful_qa", config: str = "multiple_choice", split: str = "validation") -> pd.DataFrame:
+def load_truthfulqa_hf(
+    name: str = "truthful_qa", config: str = "multiple_choice", split: str = "validation"
+) -> pd.DataFrame:
     """By hub name (needs the network or the hub cache) or from a local folder holding the repo."""
     from datasets import load_dataset
 
@@ -91,8 +101,15 @@ def load_truthfulqa_csv(path: str | Path) -> pd.DataFrame:
             where = f"{path} line {line}"
             question = (record["Question"] or "").strip()
             best = (record["Best Answer"] or "").strip()
-            correct, incorrect = _split_answers(record["Correct Answers"]), _split_answers(record["Incorrect Answers"])
-            for field, value in (("Question", question), ("Best Answer", best), ("Incorrect Answers", incorrect)):
+            correct, incorrect = (
+                _split_answers(record["Correct Answers"]),
+                _split_answers(record["Incorrect Answers"]),
+            )
+            for field, value in (
+                ("Question", question),
+                ("Best Answer", best),
+                ("Incorrect Answers", incorrect),
+            ):
                 if not value:
                     raise TruthfulQAFormatError(f"{where}: empty '{field}'")
             if best not in correct:

@@ -92,7 +92,9 @@ def near_duplicate_groups(
     return [groups.find(i) for i in range(n)]
 
 
-def assign_splits(ids: Sequence[str], groups: Sequence[int], config: SplitConfig = SplitConfig()) -> list[str]:
+def assign_splits(
+    ids: Sequence[str], groups: Sequence[int], config: SplitConfig = SplitConfig()
+) -> list[str]:
     """The split of every row; whole groups go to one split, sizes close to the shares."""
     members: dict[int, list[int]] = {}
     for index, group in enumerate(groups):
@@ -109,7 +111,9 @@ def assign_splits(ids: Sequence[str], groups: Sequence[int], config: SplitConfig
     result = [""] * total
     for rows in ordered:
         # the split furthest below its target takes the group; ties go to the rarer splits first
-        split = max(("test", "validation", "train"), key=lambda s: (targets[s] - filled[s]) / max(targets[s], 1e-9))
+        split = max(
+            ("test", "validation", "train"), key=lambda s: (targets[s] - filled[s]) / max(targets[s], 1e-9)
+        )
         if targets[split] <= 0:
             split = "train"
         for i in rows:

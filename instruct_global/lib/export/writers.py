@@ -42,7 +42,10 @@ def build_dataset_dict(frame: pd.DataFrame) -> Any:
     from datasets import Dataset, DatasetDict
 
     return DatasetDict(
-        {split: Dataset.from_pandas(part, preserve_index=False) for split, part in hf_split_frames(frame).items()}
+        {
+            split: Dataset.from_pandas(part, preserve_index=False)
+            for split, part in hf_split_frames(frame).items()
+        }
     )
 
 
@@ -66,11 +69,22 @@ def write_all_formats(frame: pd.DataFrame, out_dir: Path, card: str) -> dict[str
         chat = out_dir / f"{split}.chat.jsonl"
         write_jsonl(chat, [{"messages": json.loads(m)} for m in part["messages"]])
         alpaca = out_dir / f"{split}.alpaca.json"
-        write_json(alpaca, [{"instruction": i, "input": x, "output": o}
-                            for i, x, o in zip(part["instruction"], part["input"], part["output"], strict=True)])
+        write_json(
+            alpaca,
+            [
+                {"instruction": i, "input": x, "output": o}
+                for i, x, o in zip(part["instruction"], part["input"], part["output"], strict=True)
+            ],
+        )
         parquet = out_dir / f"{split}.parquet"
         atomic_write(parquet, lambda handle, part=part: part.to_parquet(handle, index=False))
-        paths.update({f"{split}_chat_jsonl": str(chat), f"{split}_alpaca": str(alpaca), f"{split}_parquet": str(parquet)})
+        paths.update(
+            {
+                f"{split}_chat_jsonl": str(chat),
+                f"{split}_alpaca": str(alpaca),
+                f"{split}_parquet": str(parquet),
+            }
+        )
     hf = out_dir / "hf_dataset"
     save_hf_folder(frame, hf)
     paths["hf_dataset"] = str(hf)
@@ -119,9 +133,14 @@ def push_to_hub(frame: pd.DataFrame, repo_id: str, token: str, card: str, *, pri
     try:
         build_dataset_dict(frame).push_to_hub(repo_id, token=token, private=private)
         HfApi(token=token).upload_file(
-            path_or_fileobj=card.encode("utf-8"), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset"
+            path_or_fileobj=card.encode("utf-8"),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            repo_type="dataset",
         )
     except Exception as exc:
         message = str(exc).replace(token, "***") if token else str(exc)
-        raise PushToHubError(f"push_to_hub to {repo_id} failed: {type(exc).__name__}: {message[:400]}") from None
+        raise PushToHubError(
+            f"push_to_hub to {repo_id} failed: {type(exc).__name__}: {message[:400]}"
+        ) from None
     return f"https://huggingface.co/datasets/{repo_id}"

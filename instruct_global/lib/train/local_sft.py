@@ -44,11 +44,17 @@ class TrainResult:
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def to_prompt_completion(messages_list: Sequence[Sequence[dict[str, str]]], source: str) -> list[dict[str, Any]]:
+def to_prompt_completion(
+    messages_list: Sequence[Sequence[dict[str, str]]], source: str
+) -> list[dict[str, Any]]:
     """Chat examples as conversational prompt-completion rows; the last turn must be the assistant's."""
     rows = []
     for index, messages in enumerate(messages_list):
-        if not messages or messages[-1].get("role") != "assistant" or not str(messages[-1].get("content", "")).strip():
+        if (
+            not messages
+            or messages[-1].get("role") != "assistant"
+            or not str(messages[-1].get("content", "")).strip()
+        ):
             raise TrainingDataError(f"{source}: example {index} does not end with a non-empty assistant turn")
         rows.append({"prompt": [dict(m) for m in messages[:-1]], "completion": [dict(messages[-1])]})
     return rows
@@ -81,7 +87,9 @@ def load_base(base_model: str, settings: LoraSettings) -> tuple[Any, Any]:
     if settings.qlora:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing
+        )
     return model, tokenizer
 
 
@@ -139,8 +147,11 @@ def _version_args(config_cls: Any, settings: LoraSettings) -> dict[str, Any]:
 
 def _checkpointing_args(config_cls: Any, enabled: bool) -> dict[str, Any]:
     """Gradient checkpointing under the name this transformers uses (5.x renamed it)."""
-    name = "activation_checkpointing" if "activation_checkpointing" in config_cls.__dataclass_fields__ else (
-        "gradient_checkpointing")
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in config_cls.__dataclass_fields__
+        else ("gradient_checkpointing")
+    )
     return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
 
 
@@ -212,8 +223,14 @@ def train_lora(
             if not first_step:
                 first_step.append(int(state.global_step))
 
-    trainer, tokenizer = build_trainer(base_model, train_messages, checkpoints, settings,
-                                       eval_messages=eval_messages, callbacks=[_FirstStep(), *callbacks])
+    trainer, tokenizer = build_trainer(
+        base_model,
+        train_messages,
+        checkpoints,
+        settings,
+        eval_messages=eval_messages,
+        callbacks=[_FirstStep(), *callbacks],
+    )
     resume = last_checkpoint(checkpoints)
     resumed_step = checkpoint_step(resume) if resume else 0
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -239,7 +256,9 @@ def train_lora(
         seconds=round(time.monotonic() - started, 2),
         log_history=list(trainer.state.log_history),
     )
-    write_model_card(staging, base_model=base_model, settings=settings, result=result, dataset_note=dataset_note)
+    write_model_card(
+        staging, base_model=base_model, settings=settings, result=result, dataset_note=dataset_note
+    )
     shutil.rmtree(adapter_dir, ignore_errors=True)
     staging.rename(adapter_dir)
     if settings.merge_weights:

@@ -28,7 +28,9 @@ class HostedFineTuningError(RuntimeError):
 class StateStore:
     """What the flow needs of the call cache: named job state."""
 
-    def __init__(self, get: Callable[[str], dict[str, Any] | None], put: Callable[[str, Mapping[str, Any]], None]):
+    def __init__(
+        self, get: Callable[[str], dict[str, Any] | None], put: Callable[[str, Mapping[str, Any]], None]
+    ):
         self.get, self.put = get, put
 
 
@@ -48,15 +50,28 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def state_name(model: str, method: Mapping[str, Any], train_sha: str, validation_sha: str, suffix: str) -> str:
+def state_name(
+    model: str, method: Mapping[str, Any], train_sha: str, validation_sha: str, suffix: str
+) -> str:
     material = json.dumps([model, method, train_sha, validation_sha, suffix], sort_keys=True)
     return "openai_finetune:" + hashlib.sha256(material.encode()).hexdigest()[:24]
 
 
-def supervised_method(n_epochs: int | str = "auto", batch_size: int | str = "auto",
-                      learning_rate_multiplier: float | str = "auto") -> dict[str, Any]:
-    return {"type": "supervised", "supervised": {"hyperparameters": {
-        "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
+def supervised_method(
+    n_epochs: int | str = "auto",
+    batch_size: int | str = "auto",
+    learning_rate_multiplier: float | str = "auto",
+) -> dict[str, Any]:
+    return {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {
+                "n_epochs": n_epochs,
+                "batch_size": batch_size,
+                "learning_rate_multiplier": learning_rate_multiplier,
+            }
+        },
+    }
 
 
 def _provider_error(what: str, exc: Exception, secrets: list[str]) -> HostedFineTuningError:
@@ -95,7 +110,11 @@ def run_hosted_finetune(
                     with validation_path.open("rb") as handle:
                         state["validation_file"] = client.files.create(file=handle, purpose="fine-tune").id
                 store.put(name, state)
-            kwargs: dict[str, Any] = {"model": model, "training_file": state["training_file"], "method": dict(method)}
+            kwargs: dict[str, Any] = {
+                "model": model,
+                "training_file": state["training_file"],
+                "method": dict(method),
+            }
             if state.get("validation_file"):
                 kwargs["validation_file"] = state["validation_file"]
             if suffix:
@@ -120,7 +139,9 @@ def run_hosted_finetune(
     if job.status != "succeeded":
         error = getattr(job, "error", None)
         message = getattr(error, "message", None) or f"the job ended as {job.status}"
-        raise HostedFineTuningError(f"OpenAI fine-tuning job {job.id} {job.status}: {redact(message, secrets)}")
+        raise HostedFineTuningError(
+            f"OpenAI fine-tuning job {job.id} {job.status}: {redact(message, secrets)}"
+        )
     return HostedResult(
         job_id=job.id,
         status=job.status,

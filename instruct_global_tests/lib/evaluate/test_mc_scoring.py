@@ -42,13 +42,22 @@ def test_shared_prefix_equals_one_pass_per_choice(tiny, questions) -> None:
         context = mc_context(row["question"])
         choices, _ = choices_and_labels(row, "mc2")
         ref = loglikelihoods_one_pass_per_choice(model, tokenizer, context, choices)
-        ours = loglikelihoods_shared_prefix(model, tokenizer, context, [*choices, choices[0]])  # a duplicate too
+        ours = loglikelihoods_shared_prefix(
+            model, tokenizer, context, [*choices, choices[0]]
+        )  # a duplicate too
         assert ours[:-1] == pytest.approx(ref, rel=1e-6, abs=1e-4)
         assert ours[-1] == ours[0]
-        fast = score_question(model, tokenizer, row["question"], choices_and_labels(row, "mc1"),
-                              choices_and_labels(row, "mc2"))
-        slow = score_question(model, tokenizer, row["question"], choices_and_labels(row, "mc1"),
-                              choices_and_labels(row, "mc2"), shared_prefix=False)
+        fast = score_question(
+            model, tokenizer, row["question"], choices_and_labels(row, "mc1"), choices_and_labels(row, "mc2")
+        )
+        slow = score_question(
+            model,
+            tokenizer,
+            row["question"],
+            choices_and_labels(row, "mc1"),
+            choices_and_labels(row, "mc2"),
+            shared_prefix=False,
+        )
         assert fast.mc1 == slow.mc1 and fast.mc2 == pytest.approx(slow.mc2, abs=1e-5)
 
 
@@ -56,8 +65,9 @@ def test_a_context_too_long_for_the_window_falls_back_to_truncation(tiny) -> Non
     _, model, tokenizer = tiny
     context = mc_context("ọ̀rọ̀ " * 400)  # over the tiny model's 1024 positions
     choices = ["Bẹ́ẹ̀ni.", "Rárá, kò rí bẹ́ẹ̀."]
-    assert loglikelihoods_shared_prefix(model, tokenizer, context, choices) == \
-        loglikelihoods_one_pass_per_choice(model, tokenizer, context, choices)
+    assert loglikelihoods_shared_prefix(
+        model, tokenizer, context, choices
+    ) == loglikelihoods_one_pass_per_choice(model, tokenizer, context, choices)
 
 
 def test_mc_metrics() -> None:
@@ -97,7 +107,9 @@ def test_scores_match_lm_evaluation_harness(tiny, questions) -> None:
         context = mc_context(row["question"])
         for task in ("mc1", "mc2"):
             choices, labels = choices_and_labels(row, task)
-            requests = [Instance("loglikelihood", {}, (context, continuation(c)), i) for i, c in enumerate(choices)]
+            requests = [
+                Instance("loglikelihood", {}, (context, continuation(c)), i) for i, c in enumerate(choices)
+            ]
             theirs = harness.loglikelihood(requests, disable_tqdm=True)
             ours = loglikelihoods_shared_prefix(model, tokenizer, context, choices)
             assert ours == pytest.approx([ll for ll, _ in theirs], rel=1e-6, abs=1e-4)
@@ -132,4 +144,6 @@ def test_encode_pairs_equals_lm_evals_pair_encoding(tiny, context: str) -> None:
 
     _, _, tokenizer = tiny
     continuations = [" Bẹ́ẹ̀ni.", " Rárá", "x"]
-    assert encode_pairs(tokenizer, context, continuations) == [encode_pair(tokenizer, context, c) for c in continuations]
+    assert encode_pairs(tokenizer, context, continuations) == [
+        encode_pair(tokenizer, context, c) for c in continuations
+    ]

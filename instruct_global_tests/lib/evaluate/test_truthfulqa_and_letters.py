@@ -1,4 +1,5 @@
-"""TruthfulQA loaders (original CSV and a hub-layout folder), translation with drops, letter choice, comparison."""
+"""TruthfulQA loaders (original CSV and a hub-layout folder), translation with drops, letter choice,
+and the base-against-fine-tuned comparison."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from instruct_global_tests.fixtures.truthfulqa_files import write_truthfulqa_csv
 
 def test_csv_and_hub_layouts_give_the_same_questions(tmp_path: Path) -> None:
     from_csv = load_truthfulqa_csv(write_truthfulqa_csv(tmp_path / "TruthfulQA.csv"))
-    from_hf = load_truthfulqa_hf(str(write_truthfulqa_hf_folder(tmp_path / "truthful_qa")), "multiple_choice", "validation")
+    from_hf = load_truthfulqa_hf(
+        str(write_truthfulqa_hf_folder(tmp_path / "truthful_qa")), "multiple_choice", "validation"
+    )
     assert len(from_csv) == 4
     assert from_csv.equals(from_hf)
     first = from_csv.iloc[0]
@@ -75,13 +78,26 @@ def test_letter_prompt_shuffles_by_seed_and_tracks_the_gold() -> None:
     prompt, gold = letter_question("q7", "Kí ni?", choices, "Yoruba", seed=1)
     assert prompt == letter_question("q7", "Kí ni?", choices, "Yoruba", seed=1)[0]  # same seed, same prompt
     assert f"{'ABCD'[gold]}. best" in prompt
-    assert shuffled_order("q7", 4, 1) != shuffled_order("q7", 4, 2) or shuffled_order("q8", 4, 1) != shuffled_order("q8", 4, 2)
+    assert shuffled_order("q7", 4, 1) != shuffled_order("q7", 4, 2) or shuffled_order(
+        "q8", 4, 1
+    ) != shuffled_order("q8", 4, 2)
 
 
-@pytest.mark.parametrize(("answer", "n", "expected"), [
-    ("B", 4, 1), ("B.", 4, 1), ("The answer is C", 4, 2), ("(D) because", 4, 3), ("E", 4, None),
-    ("", 4, None), (None, 4, None), ("Àwọn", 4, None), ("answer: a", 4, None), ("A) yes\nB) no", 2, 0),
-])
+@pytest.mark.parametrize(
+    ("answer", "n", "expected"),
+    [
+        ("B", 4, 1),
+        ("B.", 4, 1),
+        ("The answer is C", 4, 2),
+        ("(D) because", 4, 3),
+        ("E", 4, None),
+        ("", 4, None),
+        (None, 4, None),
+        ("Àwọn", 4, None),
+        ("answer: a", 4, None),
+        ("A) yes\nB) no", 2, 0),
+    ],
+)
 def test_parse_letter(answer: str | None, n: int, expected: int | None) -> None:
     assert parse_letter(answer, n) == expected
 
@@ -94,10 +110,19 @@ def test_letter_run_counts_unparsable_and_failed(tmp_path: Path) -> None:
 
 
 def test_comparison_table_and_plot() -> None:
-    table = comparison_table({"truthfulqa_mc2": 0.5, "heldout_loss": 2.0, "truthfulqa_mc1": 0.25},
-                             {"truthfulqa_mc2": 0.6, "heldout_loss": 2.5, "truthfulqa_mc1": 0.25 + 1e-9}, {})
+    table = comparison_table(
+        {"truthfulqa_mc2": 0.5, "heldout_loss": 2.0, "truthfulqa_mc1": 0.25},
+        {"truthfulqa_mc2": 0.6, "heldout_loss": 2.5, "truthfulqa_mc1": 0.25 + 1e-9},
+        {},
+    )
     rows = table.set_index("measure")
-    assert rows["finetuned_worse"].to_dict() == {"truthfulqa_mc1": False, "truthfulqa_mc2": False, "heldout_loss": True}
-    assert rows.loc["truthfulqa_mc2", "finetuned_better"] and not rows.loc["truthfulqa_mc1", "finetuned_better"]
+    assert rows["finetuned_worse"].to_dict() == {
+        "truthfulqa_mc1": False,
+        "truthfulqa_mc2": False,
+        "heldout_loss": True,
+    }
+    assert (
+        rows.loc["truthfulqa_mc2", "finetuned_better"] and not rows.loc["truthfulqa_mc1", "finetuned_better"]
+    )
     assert "| heldout_loss | 2.0000 | 2.5000 | +0.5000 | worse |" in markdown_table(table)
     assert comparison_plot_png(table, "t").startswith(b"\x89PNG")

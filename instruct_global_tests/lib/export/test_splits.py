@@ -11,8 +11,12 @@ from instruct_global_tests.fixtures.instruction_rows import contract_rows
 
 
 def test_paraphrases_and_equal_responses_share_a_group() -> None:
-    texts = ["the cat sat on the mat near the door today", "the cat sat on the mat near the door now",
-             "a completely different sentence about rivers and fish", "another question entirely here please"]
+    texts = [
+        "the cat sat on the mat near the door today",
+        "the cat sat on the mat near the door now",
+        "a completely different sentence about rivers and fish",
+        "another question entirely here please",
+    ]
     responses = ["yes", "no", "same answer", "same  Answer"]
     groups = near_duplicate_groups(texts, responses, SplitConfig(near_duplicate_threshold=0.6))
     assert groups[0] == groups[1]

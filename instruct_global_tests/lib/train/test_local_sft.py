@@ -26,13 +26,27 @@ from instruct_global.lib.train.settings import LoraSettings
 from instruct_global_tests.conftest import REPO_ROOT
 from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
 
-SMALL = {"r": 4, "alpha": 8, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1, "max_length": 128,
-         "save_steps": 2, "logging_steps": 1, "learning_rate": 1e-3}
+SMALL = {
+    "r": 4,
+    "alpha": 8,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_length": 128,
+    "save_steps": 2,
+    "logging_steps": 1,
+    "learning_rate": 1e-3,
+}
 
 
 def examples(n: int) -> list[list[dict[str, str]]]:
-    return [[{"role": "system", "content": "SYSTEMTEXT"}, {"role": "user", "content": f"USERTEXT {i} kí ni?"},
-             {"role": "assistant", "content": f"Ìdáhùn {i} ni yìí."}] for i in range(n)]
+    return [
+        [
+            {"role": "system", "content": "SYSTEMTEXT"},
+            {"role": "user", "content": f"USERTEXT {i} kí ni?"},
+            {"role": "assistant", "content": f"Ìdáhùn {i} ni yìí."},
+        ]
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +60,9 @@ def tiny_lm(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_loss_only_on_assistant_turns(tiny_lm: Path, tmp_path: Path, packing: bool) -> None:
-    trainer, tokenizer = build_trainer(str(tiny_lm), examples(6), tmp_path / "ck",
-                                       LoraSettings(**SMALL, packing=packing, max_steps=1))
+    trainer, tokenizer = build_trainer(
+        str(tiny_lm), examples(6), tmp_path / "ck", LoraSettings(**SMALL, packing=packing, max_steps=1)
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     ids, labels = batch["input_ids"].flatten().tolist(), batch["labels"].flatten().tolist()
     trained = tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != -100])
@@ -58,13 +73,26 @@ def test_loss_only_on_assistant_turns(tiny_lm: Path, tmp_path: Path, packing: bo
 
 
 def test_train_saves_adapter_tokenizer_card_and_merged(tiny_lm: Path, tmp_path: Path) -> None:
-    result = train_lora(str(tiny_lm), examples(8), tmp_path / "run", LoraSettings(**SMALL, max_steps=2, merge_weights=True),
-                        eval_messages=examples(2))
+    result = train_lora(
+        str(tiny_lm),
+        examples(8),
+        tmp_path / "run",
+        LoraSettings(**SMALL, max_steps=2, merge_weights=True),
+        eval_messages=examples(2),
+    )
     adapter = Path(result.adapter_dir)
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["r"] == 4 and config["lora_alpha"] == 8
     names = {m.split(".")[-1] for m in config["target_modules"]}
-    assert names == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}  # all linear layers
+    assert names == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }  # all linear layers
     assert (adapter / "tokenizer.json").is_file() and "# LoRA adapter" in (adapter / "README.md").read_text()
     assert result.global_step == 2 and result.eval_loss is not None and result.resumed_from == ""
     assert (Path(result.merged_dir) / "model.safetensors").is_file()
@@ -76,13 +104,23 @@ def test_train_saves_adapter_tokenizer_card_and_merged(tiny_lm: Path, tmp_path: 
 def test_guanaco_defaults() -> None:
     s = LoraSettings()
     assert (s.r, s.alpha, s.dropout, s.learning_rate, s.warmup_ratio, s.target_modules) == (
-        64, 16, 0.1, 2e-4, 0.03, "all-linear")
+        64,
+        16,
+        0.1,
+        2e-4,
+        0.03,
+        "all-linear",
+    )
     assert s.lr_scheduler_type == "constant_with_warmup" and s.gradient_checkpointing
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA"
+)
 @pytest.mark.parametrize(("option", "message"), [("qlora", "QLoRA"), ("bf16", "bf16")])
-def test_gpu_only_options_fail_clearly_on_cpu(tiny_lm: Path, tmp_path: Path, option: str, message: str) -> None:
+def test_gpu_only_options_fail_clearly_on_cpu(
+    tiny_lm: Path, tmp_path: Path, option: str, message: str
+) -> None:
     with pytest.raises(GPURequiredError, match=rf"{message}.*torch.cuda.is_available\(\) is False"):
         train_lora(str(tiny_lm), examples(4), tmp_path, LoraSettings(**SMALL, **{option: True}))
 
@@ -121,7 +159,9 @@ TRAIN_SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_last_checkpoint(tiny_lm: Path, tmp_path: Path) -> None:
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"base": str(tiny_lm), "examples": examples(8), "settings": {**SMALL, "max_steps": 12}}))
+    job.write_text(
+        json.dumps({"base": str(tiny_lm), "examples": examples(8), "settings": {**SMALL, "max_steps": 12}})
+    )
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
     out, result_file = tmp_path / "run", tmp_path / "result.json"
@@ -129,7 +169,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_lm: Path, tmp_pat
     command = [sys.executable, str(script), str(job), str(out), str(result_file)]
     proc = subprocess.Popen([*command, "0.3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(c.name == "checkpoint-4" for c in complete_checkpoints(out / "checkpoints")):
+    while time.monotonic() < deadline and not any(
+        c.name == "checkpoint-4" for c in complete_checkpoints(out / "checkpoints")
+    ):
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)

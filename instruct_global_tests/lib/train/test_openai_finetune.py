@@ -21,7 +21,9 @@ from instruct_global_tests.fixtures.openai_finetune_server import OpenAIFineTuni
 
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
-    line = json.dumps({"messages": [{"role": "user", "content": "Bawo ni?"}, {"role": "assistant", "content": "Dáadáa"}]})
+    line = json.dumps(
+        {"messages": [{"role": "user", "content": "Bawo ni?"}, {"role": "assistant", "content": "Dáadáa"}]}
+    )
     train, val = tmp_path / "train.chat.jsonl", tmp_path / "validation.chat.jsonl"
     train.write_text((line + "\n") * 12)
     val.write_text(line + "\n")
@@ -41,9 +43,18 @@ def _client(server: OpenAIFineTuningServer) -> openai.OpenAI:
 
 def _run(server, store, files, **kwargs):
     train, val = files
-    return run_hosted_finetune(_client(server), store, model="gpt-4o-mini-2024-07-18", train_path=train,
-                               validation_path=val, method=supervised_method(n_epochs=3), suffix="yor",
-                               poll_interval_s=0.0, secrets=[FAKE_OPENAI_KEY], **kwargs)
+    return run_hosted_finetune(
+        _client(server),
+        store,
+        model="gpt-4o-mini-2024-07-18",
+        train_path=train,
+        validation_path=val,
+        method=supervised_method(n_epochs=3),
+        suffix="yor",
+        poll_interval_s=0.0,
+        secrets=[FAKE_OPENAI_KEY],
+        **kwargs,
+    )
 
 
 def _store(path: Path) -> StateStore:
@@ -58,8 +69,12 @@ def test_job_runs_to_success_with_events_and_checkpoints(server, files, tmp_path
     assert [c["step_number"] for c in result.checkpoints] == [30, 20, 10]
     assert any("successfully completed" in e["message"] for e in result.events)
     create = next(body for route, body in server.requests if route == "fine_tuning.create")
-    assert create["method"] == {"type": "supervised", "supervised": {"hyperparameters": {
-        "n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto"}}}
+    assert create["method"] == {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {"n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto"}
+        },
+    }
     uploads = [body for route, body in server.requests if route == "files.create"]
     assert uploads == [{"purpose": "fine-tune"}, {"purpose": "fine-tune"}]
 
@@ -81,7 +96,9 @@ def test_a_rerun_resumes_polling_the_stored_job(server, files, tmp_path: Path) -
     assert server.counts["fine_tuning.create"] == 1
     result = _run(server, store, files)
     assert result.resumed and result.status == "succeeded"
-    assert server.counts["fine_tuning.create"] == 1 and server.counts["files.create"] == 2  # nothing paid twice
+    assert (
+        server.counts["fine_tuning.create"] == 1 and server.counts["files.create"] == 2
+    )  # nothing paid twice
     # changed data is a new job
     train = files[0]
     train.write_text(train.read_text() + train.read_text().splitlines()[0] + "\n")
@@ -91,7 +108,9 @@ def test_a_rerun_resumes_polling_the_stored_job(server, files, tmp_path: Path) -
 
 def test_closed_platform_fails_with_the_providers_message(server, files, tmp_path: Path) -> None:
     server.refuse_fine_tuning = f"Fine-tuning is not available for new organizations (key {FAKE_OPENAI_KEY})."
-    with pytest.raises(HostedFineTuningError, match=r"HTTP 403.*Fine-tuning is not available for new organizations") as info:
+    with pytest.raises(
+        HostedFineTuningError, match=r"HTTP 403.*Fine-tuning is not available for new organizations"
+    ) as info:
         _run(server, _store(tmp_path / "c.sqlite"), files)
     assert FAKE_OPENAI_KEY not in str(info.value)
 

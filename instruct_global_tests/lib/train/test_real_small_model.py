@@ -14,10 +14,12 @@ from instruct_global.lib.train.base_model import BaseModelError, resolve_base_mo
 from instruct_global.lib.train.local_sft import build_trainer, train_lora
 from instruct_global.lib.train.settings import LoraSettings
 
-YORUBA = [("Kí ni olú-ìlú Nàìjíríà?", "Àbújá ni olú-ìlú Nàìjíríà."),
-          ("Ta ló kọ ìwé Ògbójú Ọdẹ nínú Igbó Irúnmọlẹ̀?", "D. O. Fágúnwà ló kọ ìwé náà."),
-          ("Báwo ni a ṣe ń kí ènìyàn ní òwúrọ̀?", "A máa ń sọ pé “Ẹ káàárọ̀”."),
-          ("Kí ni orúkọ odò tó ń ṣàn kọjá Lókòjà?", "Odò Ọya àti odò Bínúé ló pàdé ní Lókòjà.")]
+YORUBA = [
+    ("Kí ni olú-ìlú Nàìjíríà?", "Àbújá ni olú-ìlú Nàìjíríà."),
+    ("Ta ló kọ ìwé Ògbójú Ọdẹ nínú Igbó Irúnmọlẹ̀?", "D. O. Fágúnwà ló kọ ìwé náà."),
+    ("Báwo ni a ṣe ń kí ènìyàn ní òwúrọ̀?", "A máa ń sọ pé “Ẹ káàárọ̀”."),
+    ("Kí ni orúkọ odò tó ń ṣàn kọjá Lókòjà?", "Odò Ọya àti odò Bínúé ló pàdé ní Lókòjà."),
+]
 
 
 def messages() -> list[list[dict[str, str]]]:
@@ -37,12 +39,28 @@ def test_lora_on_smollm2_lowers_the_loss_of_its_training_responses(tmp_path_fact
     cache = tmp_path_factory.mktemp("base")
     base = resolve_base_model("embedded:smollm2", cache)
     assert resolve_base_model("embedded:smollm2", cache) == base  # converted once
-    settings = LoraSettings(r=8, alpha=16, max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=1,
-                            max_length=128, learning_rate=3e-3, save_steps=100, gradient_checkpointing=False)
+    settings = LoraSettings(
+        r=8,
+        alpha=16,
+        max_steps=3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        max_length=128,
+        learning_rate=3e-3,
+        save_steps=100,
+        gradient_checkpointing=False,
+    )
     trainer, tokenizer = build_trainer(base, messages(), tmp_path_factory.mktemp("ck"), settings)
     batch = next(iter(trainer.get_train_dataloader()))
-    trained = tokenizer.decode([t for t, label in zip(batch["input_ids"].flatten().tolist(),
-                                                        batch["labels"].flatten().tolist(), strict=True) if label != -100])
+    trained = tokenizer.decode(
+        [
+            t
+            for t, label in zip(
+                batch["input_ids"].flatten().tolist(), batch["labels"].flatten().tolist(), strict=True
+            )
+            if label != -100
+        ]
+    )
     assert "<|im_start|>user" not in trained and "<|im_start|>system" not in trained
     assert any(answer.split()[0] in trained for _, answer in YORUBA)
     del trainer
