@@ -94,3 +94,34 @@ InstructionDatasetFrame = create_dagster_pandas_dataframe_type(
         PandasColumn.float_column("curation_score", ignore_missing_vals=True, min_value=1.0, max_value=5.0),
     ],
 )
+
+SFTDatasetFrame = create_dagster_pandas_dataframe_type(
+    name="SFTDatasetFrame",
+    description="Exported examples: id, split (train/validation/test), messages (OpenAI chat JSON) and provenance.",
+    columns=[
+        PandasColumn.string_column("id", non_nullable=True, unique=True),
+        PandasColumn.categorical_column("split", categories={"train", "validation", "test"}, non_nullable=True),
+        *_strings("lang", "category", "instruction", "input", "output", "messages", "dup_group"),
+    ],
+)
+
+TruthfulQAFrame = create_dagster_pandas_dataframe_type(
+    name="TruthfulQAFrame",
+    description="TruthfulQA questions (translated or English): qid, question, MC1/MC2 choices and labels as JSON.",
+    columns=[
+        PandasColumn.string_column("qid", non_nullable=True, unique=True),
+        *_strings("question", "mc1_choices", "mc1_labels", "mc2_choices", "mc2_labels"),
+    ],
+)
+
+ModelScoresFrame = create_dagster_pandas_dataframe_type(
+    name="ModelScoresFrame",
+    description="Base against fine-tuned: one row per measure with both scores and the difference.",
+    columns=[
+        PandasColumn.string_column("measure", non_nullable=True, unique=True),
+        PandasColumn.float_column("base", ignore_missing_vals=True),
+        PandasColumn.float_column("finetuned", ignore_missing_vals=True),
+        PandasColumn.float_column("difference", ignore_missing_vals=True),
+        PandasColumn.boolean_column("finetuned_worse", non_nullable=True),
+    ],
+)

@@ -1,5 +1,6 @@
-"""Jobs: the corpus job, its offline sample variant, the dataset job (corpus → instruction dataset) and the
-curate job (corpus → instruction dataset from backtranslated pairs, no translator needed)."""
+"""Jobs: the corpus job, its offline sample variant, the dataset job (corpus → export), the curate job
+(corpus → instruction dataset from backtranslated pairs, no translator needed) and the training job
+(train → evaluate)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dagster import AssetSelection, PartitionedConfig, define_asset_job
 from instruct_global.partitions import language_partitions
 
 corpus_selection = AssetSelection.groups("corpus")
-dataset_selection = AssetSelection.groups("corpus", "generate", "translate", "curate")
+dataset_selection = AssetSelection.groups("corpus", "generate", "translate", "curate", "export")
 curate_selection = AssetSelection.groups("corpus", "curate")
+training_selection = AssetSelection.groups("train", "evaluate")
 
 corpus_job = define_asset_job(
     "corpus_job",
@@ -34,6 +36,13 @@ curate_job = define_asset_job(
     partitions_def=language_partitions,
     description="Corpus to the instruction dataset from curated backtranslated pairs (an LLM, no translator); "
     "template and self-instruct rows join when reviewed_instructions exists for the language.",
+)
+
+training_job = define_asset_job(
+    "training_job",
+    selection=training_selection,
+    partitions_def=language_partitions,
+    description="Fine-tune on the exported dataset of one language and score base against fine-tuned.",
 )
 
 # Offline: the shipped sample Wikipedia dump and saved BBC pages go through the same parsing and

@@ -78,3 +78,32 @@ def call_cost(
         return 0.0
     cost = (input_tokens * price.input_per_million + output_tokens * price.output_per_million) / 1_000_000
     return cost * BATCH_DISCOUNT if batch else cost
+
+
+# OpenAI supervised fine-tuning: USD per million *training* tokens (list prices, late 2025).
+# The bill is epochs × tokens in the training file (see lib/export/openai_checks.py).
+FINE_TUNING_TRAINING_PER_MILLION: dict[str, float] = {
+    "gpt-4.1": 25.00,
+    "gpt-4.1-mini": 5.00,
+    "gpt-4.1-nano": 1.50,
+    "gpt-4o": 25.00,
+    "gpt-4o-mini": 3.00,
+    "gpt-3.5-turbo": 8.00,
+}
+
+
+def training_price_per_million(model: str, overrides: Mapping[str, float] | None = None) -> float | None:
+    """Training price of a fine-tunable model: exact name, else its longest dated-snapshot prefix."""
+    for table in (overrides or {}, FINE_TUNING_TRAINING_PER_MILLION):
+        if model in table:
+            return table[model]
+        prefixes = [name for name in table if model.startswith(name + "-")]
+        if prefixes:
+            return table[max(prefixes, key=len)]
+    return None
+
+
+def fine_tuning_cost(model: str, charged_tokens: int, overrides: Mapping[str, float] | None = None) -> float | None:
+    """USD for ``charged_tokens`` training tokens, None when the model has no known training price."""
+    price = training_price_per_million(model, overrides)
+    return None if price is None else charged_tokens * price / 1_000_000
