@@ -94,10 +94,14 @@ def wikipedia_articles(
     else:
         with http.get_fetcher() as fetcher:
             client = WikipediaApiClient(fetcher, wiki, lang.key, api_url=config.api_url)
+            # A failed request raises SourceUnavailableError: the step fails, the stored file stays.
             rows = list(client.iter_articles(config.max_articles))
             stats = {"mode": "api", **client.stats.as_dict(), **fetcher.stats.as_dict()}
     frame = documents_frame(rows, extra_columns=("page_id", "wiki"))
-    context.log.info(f"{lang.name}: {len(frame)} Wikipedia articles ({stats['mode']})")
+    if frame.empty:
+        context.log.warning(f"{lang.name}: the Wikipedia source answered but has no articles ({stats['mode']})")
+    else:
+        context.log.info(f"{lang.name}: {len(frame)} Wikipedia articles ({stats['mode']})")
     return Output(frame, metadata=_document_metadata(frame, stats))
 
 
@@ -124,9 +128,16 @@ def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFe
         with http.get_fetcher() as fetcher:
             scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)
             rows = list(scraper.iter_articles(config.max_articles))
+            # Nothing read because requests failed: fail the step so the stored partition stays.
+            scraper.raise_if_unavailable()
             stats = {"mode": "live", **scraper.stats.as_dict(), **fetcher.stats.as_dict()}
     frame = documents_frame(rows, extra_columns=("published", "service"))
-    context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
+    if frame.empty:
+        context.log.warning(
+            f"{lang.name}: 0 BBC articles ({stats['mode']}); the source answered but gave no articles: {stats}"
+        )
+    else:
+        context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
     return Output(frame, metadata=_document_metadata(frame, stats))
 
 

@@ -29,9 +29,11 @@ from instruct_global.lib.common.http_fetch import (
     DisallowedByRobots,
     FetchError,
     PoliteFetcher,
+    RobotsUnreachable,
     make_doc_id,
     utc_now_iso,
 )
+from instruct_global.lib.corpus.source_status import SourceUnavailableError
 
 SOURCE = "bbc"
 LICENSE = "© BBC; copyrighted news text collected for non-commercial research use, not for redistribution"
@@ -68,6 +70,13 @@ class BbcStats:
     yielded: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # robots_disallowed, ...
     errors: Counter[str] = field(default_factory=Counter)  # http_404, timeout, no_text, ...
+    # Every request (sitemap, front page, article) that got an answer / failed for good, so a run
+    # where nothing could be fetched is told apart from a service that has no articles.
+    responses_ok: int = 0
+    request_failures: Counter[str] = field(default_factory=Counter)
+    article_fetch_failures: int = 0
+    article_fetch_ok: int = 0
+    last_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +88,28 @@ class BbcStats:
             "yielded": self.yielded,
             "skipped": dict(self.skipped),
             "errors": dict(self.errors),
+            "responses_ok": self.responses_ok,
+            "request_failures": dict(self.request_failures),
         }
+
+    def note_failure(self, err: FetchError) -> None:
+        self.request_failures[err.reason] += 1
+        self.last_error = str(err)
+
+    def unavailable_reason(self) -> str | None:
+        """Why the source yielded nothing because requests failed; None when it did not fail.
+
+        Nothing answered at all, or every article page that was tried failed to fetch. A service
+        whose sitemaps answer but list no articles is not a failure (it is empty).
+        """
+        if self.yielded:
+            return None
+        failed = sum(self.request_failures.values())
+        if failed and self.responses_ok == 0:
+            return "no request got an answer"
+        if self.article_fetch_failures and not self.article_fetch_ok:  # robots skips are not tries
+            return f"all {self.article_fetch_failures} article pages failed to fetch"
+        return None
 
 
 @dataclass
@@ -169,12 +199,18 @@ class BbcScraper:
     def _fetch_sitemap(self, url: str) -> tuple[str, list[str]] | None:
         try:
             result = self.fetcher.get(url)
+        except RobotsUnreachable as err:
+            self.stats.sitemap_errors[err.reason] += 1
+            self.stats.note_failure(err)
+            return None
         except DisallowedByRobots:
             self.stats.sitemap_errors["robots_disallowed"] += 1
             return None
         except FetchError as err:
             self.stats.sitemap_errors[err.reason] += 1
+            self.stats.note_failure(err)
             return None
+        self.stats.responses_ok += 1
         self.stats.sitemaps_fetched += 1
         try:
             return parse_sitemap(result.content, self.fetcher.max_response_bytes)
@@ -186,12 +222,18 @@ class BbcScraper:
         front = f"{self.base_url}/{self.service}"
         try:
             result = self.fetcher.get(front)
+        except RobotsUnreachable as err:
+            self.stats.errors[f"front_page_{err.reason}"] += 1
+            self.stats.note_failure(err)
+            return []
         except DisallowedByRobots:
             self.stats.skipped["robots_disallowed"] += 1
             return []
         except FetchError as err:
             self.stats.errors[f"front_page_{err.reason}"] += 1
+            self.stats.note_failure(err)
             return []
+        self.stats.responses_ok += 1
         try:
             tree = lxml.html.fromstring(result.text)
         except (etree.ParserError, ValueError):
@@ -225,17 +267,34 @@ class BbcScraper:
             if max_articles is not None and self.stats.yielded >= max_articles:
                 return
 
+    def raise_if_unavailable(self) -> None:
+        """Raise ``SourceUnavailableError`` when nothing was yielded because requests failed."""
+        why = self.stats.unavailable_reason()
+        if why is not None:
+            raise SourceUnavailableError(
+                f"BBC {self.service} ({self.base_url})", why, self.stats.request_failures, self.stats.last_error
+            )
+
     def fetch_article(self, url: str) -> dict[str, Any] | None:
         """One article row, or None with the reason counted in ``stats``."""
         self.stats.articles_attempted += 1
         try:
             result = self.fetcher.get(url)
+        except RobotsUnreachable as err:
+            self.stats.errors[err.reason] += 1
+            self.stats.article_fetch_failures += 1
+            self.stats.note_failure(err)
+            return None
         except DisallowedByRobots:
             self.stats.skipped["robots_disallowed"] += 1
             return None
         except FetchError as err:
             self.stats.errors[err.reason] += 1
+            self.stats.article_fetch_failures += 1
+            self.stats.note_failure(err)
             return None
+        self.stats.responses_ok += 1
+        self.stats.article_fetch_ok += 1
         content_type = result.headers.get("content-type", "")
         if content_type and "html" not in content_type.lower():
             self.stats.errors["not_html"] += 1

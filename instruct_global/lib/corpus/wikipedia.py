@@ -24,7 +24,14 @@ import mwparserfromhell
 from lxml import etree
 from mwparserfromhell.nodes import Tag, Template, Text, Wikilink
 
-from instruct_global.lib.common.http_fetch import PoliteFetcher, make_doc_id, parse_retry_after, utc_now_iso
+from instruct_global.lib.common.http_fetch import (
+    FetchError,
+    PoliteFetcher,
+    make_doc_id,
+    parse_retry_after,
+    utc_now_iso,
+)
+from instruct_global.lib.corpus.source_status import SourceUnavailableError
 
 SOURCE = "wikipedia"
 LICENSE = "CC BY-SA 4.0"
@@ -189,7 +196,18 @@ class WikipediaApiClient:
             self.stats.api_requests += 1
             # API:Etiquette, not robots.txt, governs api.php (Wikipedia's robots.txt disallows /w/
             # for crawlers); we follow it: identified User-Agent, maxlag, requests in series.
-            result = self.fetcher.get(self.api_url, params=params, check_robots=False)
+            try:
+                result = self.fetcher.get(self.api_url, params=params, check_robots=False)
+            except FetchError as err:
+                # Fail the step (never an empty or partial success), saying what failed and why.
+                attempts = getattr(err, "attempts", 1)
+                why = (
+                    f"API request {self.stats.api_requests} failed for good after {self.stats.yielded} "
+                    f"articles ({attempts} attempt{'s' if attempts != 1 else ''})"
+                )
+                raise SourceUnavailableError(
+                    f"Wikipedia API {self.api_url}", why, {err.reason: attempts}, str(err)
+                ) from err
             try:
                 data = json.loads(result.text)
             except ValueError as err:
