@@ -2,6 +2,7 @@
 # No "from __future__ import annotations": Dagster reads these annotations at definition time.
 
 
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -122,8 +123,11 @@ def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFe
     service = lang.bbc_service
     if config.source == "saved":
         folder = Path(config.saved_pages_dir.format(service=service))
-        rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles))
-        stats: dict[str, object] = {"mode": "saved", "folder": str(folder), "pages": len(rows)}
+        furniture: Counter[str] = Counter()
+        rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture))
+        stats: dict[str, object] = {
+            "mode": "saved", "folder": str(folder), "pages": len(rows), "furniture_removed": dict(furniture),
+        }
     else:
         with http.get_fetcher() as fetcher:
             scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)

@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import ftfy
 import regex
+from ftfy import chardata
+from ftfy.badness import is_bad
 
 from instruct_global.lib.common.text_tokens import WORD_RE
 
 # Keep typographic quotes: they are the author's text, and "uncurling" would change Hausa and
 # Yoruba apostrophes for no benefit.
 _FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
+# Characters some ftfy fixer other than mojibake repair acts on (HTML entities, C1 and other
+# control characters, ligatures, full/half width forms, line separators, surrogates, escapes).
+# Text without them and without mojibake (``is_bad``) comes out of ftfy as its NFC form, so the
+# per-line fixer loop is skipped for it; the result is the same string.
+_FTFY_TRIGGER_CHARS = (
+    set(chardata.CONTROL_CHARS) | set(chardata.LIGATURES) | set(chardata.WIDTH_MAP)
+    | {ord(c) for c in "&\r\x1b\u2028\u2029\x85"} | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000))
+)  # fmt: skip
+_FTFY_TRIGGERS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FTFY_TRIGGER_CHARS)) + "]")
+# BADNESS_RE has one alternative anchored with ^; ftfy searches it line by line.
+_FTFY_LINE_START_BAD = re.compile(r"^[ÃÂ] ", re.MULTILINE)
 
 _LETTER = regex.compile(r"\p{L}")
 # Bounded repeats throughout: unbounded ones backtrack quadratically on hostile input
@@ -46,10 +60,11 @@ _WIKI_LIST_MARKER = regex.compile(r"^[*#:;]+\s*", regex.MULTILINE)
 _CITATION_MARK = regex.compile(r"\[(?:\d+|citation needed|edit|nb \d+)\]", regex.IGNORECASE)
 
 # --- whitespace ---------------------------------------------------------------------------
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))  # keep ZWJ/ZWNJ: they spell words
-_LINE_BREAKS = regex.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
-_CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]", regex.V1)
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")  # keep ZWJ/ZWNJ: they spell words
+_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # \p{Cc} less \t and \n
 _HSPACE = regex.compile(r"[\t\p{Zs}]+")
+_NEEDS_HSPACE = regex.compile(r"[\t\p{Zs}--[ ]]|  |^ | $", regex.V1 | regex.MULTILINE)
 
 # --- boilerplate --------------------------------------------------------------------------
 # Matched as whole words in short lines (casefolded). The service-language strings are our best
@@ -101,6 +116,7 @@ _NAV_RE = _phrase_pattern(_NAV_PHRASES)
 _NOTICE_RE = _phrase_pattern(_NOTICE_PHRASES)
 _COPYRIGHT = regex.compile(r"(?:^|\s)(?:©|\(c\)\s*\d{4})|^\s*copyright\b", regex.IGNORECASE)
 _MENU_SEPARATORS = regex.compile(r"\s*[|•·»›◦▪]\s*")
+_MENU_SEPARATORS_PRESENT = re.compile(r"[|•·»›◦▪]")
 _SENTENCE_END = regex.compile(r"[.!?…:;。።፧؟\"'”’)]\s*$")
 _NAV_MAX_WORDS = 8
 _NOTICE_MAX_WORDS = 45
@@ -183,9 +199,12 @@ def strip_markup(text: str) -> str:
 
 def clean_whitespace(text: str) -> str:
     """One space between words, no trailing spaces, at most one blank line between blocks."""
-    text = _LINE_BREAKS.sub("\n", text).translate(_INVISIBLE)
+    text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
     text = _CONTROL.sub("", text)
-    lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
+    if _NEEDS_HSPACE.search(text):
+        lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
+    else:  # already single-spaced: only the blank-line rule below can change anything
+        lines = text.split("\n")
     out: list[str] = []
     for line in lines:
         if line or (out and out[-1]):
@@ -193,26 +212,40 @@ def clean_whitespace(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def _is_short_plain(line: str) -> bool:
-    return 1 <= len(WORD_RE.findall(line)) <= 3 and not _SENTENCE_END.search(line)
+def _is_short_plain(line: str, n_words: int | None = None) -> bool:
+    n = len(WORD_RE.findall(line)) if n_words is None else n_words
+    return 1 <= n <= 3 and not _SENTENCE_END.search(line)
 
 
-def is_boilerplate_line(line: str) -> bool:
-    """Language-agnostic line tests plus a small multilingual phrase list."""
+def _may_hold_url(text: str) -> bool:
+    # _URL needs "://", "www." (any case) or "@"; most lines have none, and scanning for the
+    # e-mail alternative costs a bounded look-ahead at every character.
+    return "@" in text or "://" in text or "www." in text.lower()
+
+
+def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
+    """Language-agnostic line tests plus a small multilingual phrase list.
+
+    ``n_words`` is the line's WORD_RE count when the caller has it already.
+    """
     stripped = line.strip()
     if not stripped:
         return False
     if not _LETTER.search(stripped):
         return True  # separators, bare numbers, dates, emoji rows
-    n_words = len(WORD_RE.findall(stripped))
-    url_chars = sum(len(m) for m in _URL.findall(stripped))
-    if url_chars / len(stripped) > 0.5:
-        return True
+    if n_words is None:
+        n_words = len(WORD_RE.findall(stripped))
+    if _may_hold_url(stripped):
+        url_chars = sum(len(m) for m in _URL.findall(stripped))
+        if url_chars / len(stripped) > 0.5:
+            return True
     lowered = stripped.casefold()
     if n_words <= _NOTICE_MAX_WORDS and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered)):
         return True
     if n_words <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
         return True
+    if not _MENU_SEPARATORS_PRESENT.search(stripped):
+        return False  # one item: not a menu
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
     return len(items) >= 3 and all(len(WORD_RE.findall(i)) <= 3 for i in items)
 
@@ -226,12 +259,14 @@ def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
 def remove_boilerplate(text: str) -> tuple[str, int]:
     """Drop boilerplate lines and menu blocks; return the text and how many lines went."""
     lines = text.split("\n")
-    drop = [is_boilerplate_line(line) for line in lines]
+    # Words are counted once per line; every test below reuses the count.
+    words = [len(WORD_RE.findall(line)) for line in lines]
+    drop = [is_boilerplate_line(line, n) for line, n in zip(lines, words, strict=True)]
     # Runs of short unpunctuated lines read as navigation menus. A blank line ends a run, so a
     # heading set off after a menu is not swallowed by it.
     run: list[int] = []
     for i, line in enumerate(lines):
-        if line.strip() and _is_short_plain(line) and not drop[i]:
+        if line.strip() and _is_short_plain(line, words[i]) and not drop[i]:
             run.append(i)
             continue
         _drop_menu_run(run, drop)
@@ -247,10 +282,21 @@ def normalise_text(text: object, *, drop_boilerplate: bool = True) -> Normalised
     if text is None or (isinstance(text, float) and text != text):
         return NormalisedText("", 0, False)
     raw = text if isinstance(text, str) else str(text)
-    fixed = ftfy.fix_text(raw, config=_FTFY_CONFIG)
-    ftfy_changed = fixed != unicodedata.normalize("NFC", raw)
+    raw_nfc = _nfc(raw)
+    fixed = raw_nfc if _ftfy_is_noop(raw) else ftfy.fix_text(raw, config=_FTFY_CONFIG)
+    ftfy_changed = fixed != raw_nfc
     cleaned = clean_whitespace(strip_markup(fixed))
     removed = 0
     if drop_boilerplate:
         cleaned, removed = remove_boilerplate(cleaned)
-    return NormalisedText(unicodedata.normalize("NFC", cleaned), removed, ftfy_changed)
+    return NormalisedText(_nfc(cleaned), removed, ftfy_changed)
+
+
+def _nfc(text: str) -> str:
+    # The quick check is far cheaper than normalize() on text that is already NFC (most of it).
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+def _ftfy_is_noop(text: str) -> bool:
+    """True when ftfy would return the NFC form of ``text`` unchanged (see _FTFY_TRIGGERS)."""
+    return not (_FTFY_TRIGGERS.search(text) or is_bad(text) or _FTFY_LINE_START_BAD.search(text))
