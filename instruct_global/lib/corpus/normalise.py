@@ -28,7 +28,7 @@ _FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
 # per-line fixer loop is skipped for it; the result is the same string.
 _FTFY_TRIGGER_CHARS = (
     set(chardata.CONTROL_CHARS) | set(chardata.LIGATURES) | set(chardata.WIDTH_MAP)
-    | {ord(c) for c in "&\r\x1b\u2028\u2029\x85"} | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000))
+    | {ord(c) for c in "\r\x1b\u2028\u2029\x85"} | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000))
 )  # fmt: skip
 _FTFY_TRIGGERS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FTFY_TRIGGER_CHARS)) + "]")
 # BADNESS_RE has one alternative anchored with ^; ftfy searches it line by line.
@@ -63,8 +63,11 @@ _CITATION_MARK = regex.compile(r"\[(?:\d+|citation needed|edit|nb \d+)\]", regex
 _INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")  # keep ZWJ/ZWNJ: they spell words
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # \p{Cc} less \t and \n
-_HSPACE = regex.compile(r"[\t\p{Zs}]+")
-_NEEDS_HSPACE = regex.compile(r"[\t\p{Zs}--[ ]]|  |^ | $", regex.V1 | regex.MULTILINE)
+# \p{Zs} spelt out for the faster `re` engine: U+0020, U+00A0, U+1680, U+2000-U+200A, U+202F,
+# U+205F, U+3000.
+_ZS_NOT_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_HSPACE = re.compile(f"[\t {_ZS_NOT_SPACE}]+")
+_NEEDS_HSPACE = re.compile(f"[\t{_ZS_NOT_SPACE}]|  |^ | $", re.MULTILINE)
 
 # --- boilerplate --------------------------------------------------------------------------
 # Matched as whole words in short lines (casefolded). The service-language strings are our best
@@ -293,10 +296,14 @@ def normalise_text(text: object, *, drop_boilerplate: bool = True) -> Normalised
 
 
 def _nfc(text: str) -> str:
-    # The quick check is far cheaper than normalize() on text that is already NFC (most of it).
-    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", text)  # returns at once when the quick check says NFC
 
 
 def _ftfy_is_noop(text: str) -> bool:
     """True when ftfy would return the NFC form of ``text`` unchanged (see _FTFY_TRIGGERS)."""
-    return not (_FTFY_TRIGGERS.search(text) or is_bad(text) or _FTFY_LINE_START_BAD.search(text))
+    return not (
+        _FTFY_TRIGGERS.search(text)
+        or ("&" in text and chardata.HTML_ENTITY_RE.search(text))  # what unescape_html decodes
+        or is_bad(text)
+        or _FTFY_LINE_START_BAD.search(text)
+    )

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import bz2
 import json
-import multiprocessing
-import os
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from instruct_global.lib.common.http_fetch import (
     parse_retry_after,
     utc_now_iso,
 )
+from instruct_global.lib.corpus.parallel import new_pool, ordered_map, resolve_workers
 from instruct_global.lib.corpus.source_status import SourceUnavailableError
 from instruct_global.lib.corpus.wikitext import (
     DEFAULT_DROP_PREFIXES,
@@ -274,10 +271,9 @@ _HEADING_MARK = HEADING_MARK
 _HSPACE = re.compile(r"[ \t\u00a0]+")
 _SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?])")
 _READ_CHUNK = 1 << 16
-# Pages are handed to worker processes in batches of about this much wikitext, at most
-# _INFLIGHT_PER_WORKER batches per worker at a time, so memory stays flat over the dump.
+# Pages are handed to worker processes in batches of about this much wikitext, a bounded number
+# per worker at a time (lib/corpus/parallel.py), so memory stays flat over the dump.
 _BATCH_BYTES = 1 << 20
-_INFLIGHT_PER_WORKER = 2
 
 
 @dataclass
@@ -391,18 +387,6 @@ def iter_dump_articles(
         close = getattr(results, "close", None)
         if close is not None:
             close()
-
-
-def resolve_workers(workers: int) -> int:
-    """``workers`` as a process count: 0 means one per CPU this process may use."""
-    if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
-    if workers == 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not Linux
-            return max(1, os.cpu_count() or 1)
-    return workers
 
 
 class _DumpReadError(Exception):
@@ -565,21 +549,13 @@ def _convert_in_pool(
     pages: Iterator[tuple[_SiteContext, _DumpPage]], workers: int
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Convert batches in ``workers`` processes; results in dump order, a bounded number in flight."""
-    # spawn, not fork: the caller may be a threaded Dagster process
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    inflight: deque[Future[list[tuple[str, dict[str, Any] | None]]]] = deque()
-    read_error: _DumpReadError | None = None
+    pool = new_pool(workers)
     try:
-        try:
-            for site, batch in _page_batches(pages):
-                inflight.append(pool.submit(_convert_batch, site, batch))
-                while len(inflight) >= workers * _INFLIGHT_PER_WORKER:
-                    yield from inflight.popleft().result()
-        except _DumpReadError as err:
-            read_error = err
-        while inflight:
-            yield from inflight.popleft().result()
-        if read_error is not None:
-            raise read_error
+        yield from ordered_map(pool, _convert_site_batch, _page_batches(pages), workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _convert_site_batch(item: tuple[_SiteContext, list[_DumpPage]]) -> list[tuple[str, dict[str, Any] | None]]:
+    site, batch = item
+    return _convert_batch(site, batch)
