@@ -51,6 +51,9 @@ class WikipediaConfig(Config):
         description="Dump mode: path of <wiki>wiki-...-pages-articles.xml.bz2; {wiki} is replaced by the wiki code",
     )
     dump_max_articles: int | None = Field(default=None, description="Dump mode: stop after this many (None: all)")
+    workers: int = Field(
+        default=0, ge=0, description="Dump mode: processes converting wikitext (0: one per CPU, 1: this process)"
+    )
 
 
 class BbcConfig(Config):
@@ -64,7 +67,13 @@ class BbcConfig(Config):
 
 def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[str, object]:
     lengths = frame["text"].str.len() if not frame.empty else pd.Series(dtype="int64")
+    furniture = stats.get("furniture_removed")
+    extra: dict[str, object] = {}
+    if isinstance(furniture, dict):  # BBC: page furniture cut out by structure and labels, by kind
+        extra["furniture_removed"] = MetadataValue.json(furniture)
+        extra["furniture_removed_total"] = sum(furniture.values())
     return {
+        **extra,
         "documents": len(frame),
         "characters": int(lengths.sum()),
         "preview": MetadataValue.md(markdown_preview(frame, ["title", "url", "text"])),
@@ -90,7 +99,9 @@ def wikipedia_articles(
             raise ValueError("wikipedia_articles: source is 'dump' but dump_path is empty")
         path = Path(config.dump_path.format(wiki=wiki))
         dump_stats = DumpStats()
-        rows = list(iter_dump_articles(path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats))
+        rows = list(iter_dump_articles(
+            path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats, workers=config.workers
+        ))
         stats: dict[str, object] = {"mode": "dump", "dump": str(path), **dump_stats.as_dict()}
     else:
         with http.get_fetcher() as fetcher:
@@ -190,6 +201,15 @@ class CleanDocumentsConfig(Config):
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash Jaccard estimate")
     max_tokens: int = Field(default=512, ge=16, description="Chunk budget, cut at paragraph/sentence boundaries")
     remove_boilerplate: bool = True
+    remove_furniture: bool = Field(
+        default=True, description="Drop BBC service labels and lines/prefixes recurring across a source's documents"
+    )
+    furniture_min_docs: int = Field(default=10, ge=2, description="A recurring line is in at least this many documents")
+    furniture_min_share: float = Field(
+        default=0.05, gt=0, le=1, description="... and in at least this share of the source's documents"
+    )
+    furniture_max_prefix_words: int = Field(default=6, ge=1, description="Words before the comma/colon of a prefix")
+    workers: int = Field(default=0, ge=0, description="Processes for per-document work (0: one per CPU)")
     check_min_documents: int = Field(default=5, ge=0, description="Asset check: fewest kept documents")
     check_min_lid_pass_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
     check_max_duplicate_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
@@ -219,7 +239,9 @@ def clean_documents(
     result = clean_corpus(docs, lang, CleaningConfig(
         min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
         near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
-        remove_boilerplate=config.remove_boilerplate,
+        remove_boilerplate=config.remove_boilerplate, remove_furniture=config.remove_furniture,
+        furniture_min_docs=config.furniture_min_docs, furniture_min_share=config.furniture_min_share,
+        furniture_max_prefix_words=config.furniture_max_prefix_words, workers=config.workers,
     ))
     clean = result.clean
     yield Output(clean, output_name="clean_documents", metadata={
@@ -228,6 +250,8 @@ def clean_documents(
         "chunks": len(clean),
         "tokens": int(clean["n_tokens"].sum()) if not clean.empty else 0,
         "lid_method": result.lid_method,
+        "furniture_lines_removed": result.stats["furniture_lines_removed"],
+        "furniture_lines_by_kind": MetadataValue.json(result.stats["furniture_lines_by_kind"]),
         "stats": MetadataValue.json(result.stats),
         "preview": MetadataValue.md(markdown_preview(clean, ["source", "title", "n_tokens", "lid_score", "text"])),
         "token_histogram": MetadataValue.md(

@@ -10,6 +10,7 @@ Pure Python; no dagster import.
 from __future__ import annotations
 
 import bz2
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -548,10 +549,21 @@ def _page_batches(
 def _convert_in_pool(
     pages: Iterator[tuple[_SiteContext, _DumpPage]], workers: int
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """Convert batches in ``workers`` processes; results in dump order, a bounded number in flight."""
+    """Convert batches in ``workers`` processes; results in dump order, a bounded number in flight.
+
+    A dump that fits in one batch is converted here: starting processes would cost more.
+    """
+    batches = _page_batches(pages)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None:
+        yield from _convert_site_batch(first)
+        return
     pool = new_pool(workers)
     try:
-        yield from ordered_map(pool, _convert_site_batch, _page_batches(pages), workers)
+        yield from ordered_map(pool, _convert_site_batch, itertools.chain((first, second), batches), workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

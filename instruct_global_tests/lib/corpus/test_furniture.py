@@ -19,7 +19,12 @@ from instruct_global.lib.corpus.bbc_labels import SERVICE_LABELS, label_matcher,
 from instruct_global.lib.corpus.bbc_saved import iter_saved_articles
 from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
 from instruct_global.lib.corpus.documents import documents_frame
-from instruct_global.lib.corpus.furniture import FurnitureConfig, learn_recurring, line_prefix, remove_furniture
+from instruct_global.lib.corpus.furniture import (
+    FurnitureConfig,
+    learn_recurring,
+    line_prefix,
+    remove_furniture,
+)
 from instruct_global_tests.fixtures.bbc_furniture_pages import SERVICES, FurniturePage, build_pages
 
 LANG_OF_SERVICE = {lang.bbc_service: key for key, lang in LANGUAGES.items() if lang.bbc_service}
