@@ -87,6 +87,13 @@ def hard_cut(sentence: str, max_tokens: int, count: TokenCounter) -> list[str]:
     return pieces
 
 
+_UNTIDY = regex.compile(r"\n\s*\n\s*\n|\n[^\S\n]|[^\S\n]\n")
+
+
+def _is_tidy(text: str) -> bool:
+    return text == text.strip() and not _UNTIDY.search(text)
+
+
 def _approx_factor(count: TokenCounter) -> float | None:
     """The factor when ``count`` is the approximate counter (whose counts add up over whitespace)."""
     if count is approx_token_count:
@@ -111,6 +118,8 @@ def chunk_text_with_counts(
     max_tokens: int,
     count: TokenCounter | None = None,
     lang: Language | None = None,
+    *,
+    n_pieces: int | None = None,
 ) -> list[tuple[str, int]]:
     """``chunk_text`` with each chunk's token count.
 
@@ -123,6 +132,10 @@ def chunk_text_with_counts(
     count = count or approx_token_count
     factor = _approx_factor(count)
     if factor is not None:
+        # A tidy text (stripped lines, at most one blank line between them) that fits the budget
+        # is its own single chunk: packing its paragraphs would join them back into it.
+        if n_pieces is not None and math.ceil(n_pieces * factor) <= max_tokens and _is_tidy(text):
+            return [(text, math.ceil(n_pieces * factor))] if text else []
         return _chunk_additive(text, max_tokens, count, lang, factor)
     # (unit, text that joins it to the previous unit): a space inside a paragraph, the document's
     # own line break ("\n" or "\n\n") between paragraphs.

@@ -41,7 +41,12 @@ from instruct_global.lib.corpus.chunking import (
     chunk_text_with_counts,
     make_approx_counter,
 )
-from instruct_global.lib.corpus.dedupe import ExactDeduplicator, NearDeduplicator, text_fingerprint
+from instruct_global.lib.corpus.dedupe import (
+    ExactDeduplicator,
+    MinHashSigner,
+    NearDeduplicator,
+    text_fingerprint,
+)
 from instruct_global.lib.corpus.documents import DOCUMENT_COLUMNS
 from instruct_global.lib.corpus.furniture import (
     FURNITURE_KINDS,
@@ -226,7 +231,7 @@ def _normalise_batch(texts: list[object], drop_boilerplate: bool) -> list[_Norma
     return [_normalise_one(t, drop_boilerplate) for t in texts]
 
 
-def _facts_one(text: str, lang: Language, config: CleaningConfig, near: NearDeduplicator, count: TokenCounter) -> _Facts:
+def _facts_one(text: str, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter) -> _Facts:
     words = WORD_RE.findall(text)  # the document's one tokenization
     facts = _Facts(text=text, n_words=len(words), length=length_filter(text, config, len(words)))
     if not facts.length[0]:
@@ -236,14 +241,16 @@ def _facts_one(text: str, lang: Language, config: CleaningConfig, near: NearDedu
     if not language_filter(facts.lid, lang, config.min_lid_score)[0]:
         return facts
     facts.signature = near.signature(words)
-    facts.chunks = chunk_text_with_counts(text, config.max_tokens, count, lang)
+    # pieces of the approximate token count: word runs plus single non-space, non-word characters
+    pieces = len(words) + len("".join(text.split())) - sum(map(len, words))
+    facts.chunks = chunk_text_with_counts(text, config.max_tokens, count, lang, n_pieces=pieces)
     return facts
 
 
 def _facts_batch(texts: list[str], lang: Language, config: CleaningConfig) -> list[_Facts]:
-    near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
+    signer = MinHashSigner(config.num_perm, config.shingle_size, config.minhash_seed)
     count = config.counter()
-    return [_facts_one(t, lang, config, near, count) for t in texts]
+    return [_facts_one(t, lang, config, signer, count) for t in texts]
 
 
 class _Runner:

@@ -46,13 +46,9 @@ def _word_hash_array(words: Sequence[str]) -> np.ndarray:
     cache = _word_hashes
     if len(cache) > _WORD_CACHE_LIMIT:
         cache.clear()  # bounded memory over a large corpus
-    out = np.empty(len(words), dtype=np.uint64)
-    for i, word in enumerate(words):
-        h = cache.get(word)
-        if h is None:
-            h = cache[word] = zlib.crc32(word.casefold().encode("utf-8"))
-        out[i] = h
-    return out
+    for word in set(words).difference(cache):  # most words of a corpus were seen before
+        cache[word] = zlib.crc32(word.casefold().encode("utf-8"))
+    return np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
 
 
 def shingle_hashes(words: Sequence[str], size: int = 5) -> np.ndarray:
@@ -97,6 +93,33 @@ class ExactDeduplicator:
         return (True, None) if self.duplicate_of(doc_id, text) is None else (False, "exact_duplicate")
 
 
+class MinHashSigner:
+    """MinHash signatures of word shingles; what worker processes need (no LSH index)."""
+
+    def __init__(self, num_perm: int = 128, shingle_size: int = 5, seed: int = 1) -> None:
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self.seed = seed
+        # One permutation set for every signature: fixed seed and scheme, computed once, so a
+        # datasketch upgrade that changes its default scheme cannot silently change decisions.
+        self.permutations = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
+        a, b = self.permutations
+        self._a = np.asarray(a, dtype=np.uint32)
+        self._b = np.asarray(b, dtype=np.uint32)
+
+    def signature(self, words: Sequence[str]) -> np.ndarray:
+        """MinHash values (uint32, ``num_perm``) of the word shingles of ``words``."""
+        sig = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        hv = shingle_hashes(words, self.shingle_size)
+        if len(hv):
+            hv = np.unique(hv)  # a set, as the shingles are
+            mixed = _fmix32(hv)
+            for start in range(0, len(mixed), _ROWS_PER_BLOCK):
+                block = mixed[start : start + _ROWS_PER_BLOCK].reshape(-1, 1)
+                np.minimum(sig, (block * self._a + self._b).min(axis=0), out=sig)
+        return sig
+
+
 class NearDeduplicator:
     def __init__(
         self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 5, seed: int = 1
@@ -113,24 +136,12 @@ class NearDeduplicator:
         self._lsh = MinHashLSH(threshold=max(0.05, threshold * _LSH_RECALL_FACTOR), num_perm=num_perm)
         self._hashes: dict[str, MinHash] = {}
         self._order: dict[str, int] = {}
-        # One permutation set for every signature: fixed seed and scheme, computed once, so a
-        # datasketch upgrade that changes its default scheme cannot silently change decisions.
-        self._permutations = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
-        a, b = self._permutations
-        self._a = np.asarray(a, dtype=np.uint32)
-        self._b = np.asarray(b, dtype=np.uint32)
+        self._signer = MinHashSigner(num_perm, shingle_size, seed)
+        self._permutations = self._signer.permutations
 
     def signature(self, words: Sequence[str]) -> np.ndarray:
         """MinHash values (uint32, ``num_perm``) of the word shingles of ``words``."""
-        sig = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-        hv = shingle_hashes(words, self.shingle_size)
-        if len(hv):
-            hv = np.unique(hv)  # a set, as the shingles are
-            mixed = _fmix32(hv)
-            for start in range(0, len(mixed), _ROWS_PER_BLOCK):
-                block = mixed[start : start + _ROWS_PER_BLOCK].reshape(-1, 1)
-                np.minimum(sig, (block * self._a + self._b).min(axis=0), out=sig)
-        return sig
+        return self._signer.signature(words)
 
     def minhash_of_signature(self, signature: np.ndarray) -> MinHash:
         return MinHash(

@@ -22,9 +22,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from instruct_global.lib.corpus.bbc_labels import LabelMatcher, line_key
+from instruct_global.lib.corpus.bbc_labels import LabelMatcher
 
 _PREFIX_SEPARATORS = (",", ":", "፣", "፡", "：")
+
+
+def _key(line: str) -> str:
+    """``line_key`` without the NFC step: cleaning hands over NFC text, and learning and removal
+    both use this one form, so they agree."""
+    return " ".join(line.casefold().split()).replace("’", "'").rstrip(" :：፡")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ def learn_recurring(texts: Iterable[str], config: FurnitureConfig) -> RecurringF
             continue
         seen.add(digest)
         documents += 1
-        keys = {line_key(line) for line in text.split("\n")}
+        keys = {_key(line) for line in text.split("\n")}
         keys.discard("")
         line_docs.update(keys)
         prefix_docs.update(
@@ -109,7 +115,7 @@ def furniture_kind(
         return "service_label"
     if recurring is None or not (recurring.lines or recurring.prefixes):
         return None
-    key = line_key(line)
+    key = _key(line)
     if not key:
         return None
     if key in recurring.lines:

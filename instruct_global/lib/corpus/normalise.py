@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import ftfy
 import regex
 from ftfy import chardata
-from ftfy.badness import is_bad
+from ftfy.badness import BADNESS_RE, is_bad
 
 from instruct_global.lib.common.text_tokens import WORD_RE
 
@@ -33,6 +33,75 @@ _FTFY_TRIGGER_CHARS = (
 _FTFY_TRIGGERS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FTFY_TRIGGER_CHARS)) + "]")
 # BADNESS_RE has one alternative anchored with ^; ftfy searches it line by line.
 _FTFY_LINE_START_BAD = re.compile(r"^[ÃÂ] ", re.MULTILINE)
+# Letters and marks of ordinary African-language and news text, which mojibake checks should not
+# have to look around (tone-marked vowels, Hausa hooked letters, quotes and dashes).
+_COMMON_CHARS = set(range(0x20, 0x7F)) | {ord(c) for c in "àáèéìíòóùúÀÁÈÉÌÍÒÓÙÚẹọṣẸỌṢ\u0300\u0301\u0323ƙɗɓƘƊƁ’‘“”–—"}
+
+
+def _badness_anchors() -> tuple[re.Pattern[str] | None, int]:
+    """A class of characters every BADNESS_RE match contains, and the longest match.
+
+    Every alternative of ftfy's mojibake pattern has a mandatory character class; taking from
+    each the class with the fewest common characters gives a set such that any match contains
+    one of its characters, and a match is at most ``width`` long. Searching windows of that
+    width around those characters finds exactly what a search of the whole text finds. If the
+    pattern's shape is not understood (another ftfy version), None: search the whole text.
+    """
+    try:
+        import re._constants as c
+        import re._parser as parser
+
+        tree = parser.parse(BADNESS_RE.pattern, BADNESS_RE.flags)
+        width = tree.getwidth()[1]
+        (op, (_, branches)), *rest = list(tree)
+        if op != c.BRANCH or rest or width > 32:
+            return None, 0
+        anchors: set[int] = set()
+        for branch in branches:
+            best: set[int] | None = None
+            for item_op, arg in branch:
+                chars = _item_chars(item_op, arg, c)
+                if chars is not None and (best is None or len(chars & _COMMON_CHARS) < len(best & _COMMON_CHARS)):
+                    best = chars
+            if best is None:
+                return None, 0
+            anchors |= best
+        char_class = "".join(re.escape(chr(x)) for x in sorted(anchors))
+        return re.compile(f"[{char_class}]"), width
+    except Exception:
+        return None, 0
+
+
+def _item_chars(op: object, arg: object, c: object) -> set[int] | None:
+    if op == c.LITERAL:  # type: ignore[attr-defined]
+        return {arg}  # type: ignore[arg-type]
+    if op != c.IN:  # type: ignore[attr-defined]
+        return None  # repeats (possibly zero times), categories, groups: not a mandatory set
+    chars: set[int] = set()
+    for sub_op, sub_arg in arg:  # type: ignore[attr-defined]
+        if sub_op == c.LITERAL:  # type: ignore[attr-defined]
+            chars.add(sub_arg)
+        elif sub_op == c.RANGE:  # type: ignore[attr-defined]
+            chars.update(range(sub_arg[0], sub_arg[1] + 1))
+        else:  # NEGATE, CATEGORY
+            return None
+    return chars
+
+
+_BAD_ANCHORS, _BAD_WIDTH = _badness_anchors()
+
+
+def looks_bad(text: str) -> bool:
+    """``ftfy.badness.is_bad(text)``, searched only around the characters a match needs."""
+    if _BAD_ANCHORS is None:
+        return is_bad(text)
+    search = BADNESS_RE.search
+    reach = _BAD_WIDTH
+    for match in _BAD_ANCHORS.finditer(text):
+        i = match.start()
+        if search(text, max(0, i - reach + 1), i + reach):
+            return True
+    return False
 
 _LETTER = regex.compile(r"\p{L}")
 # Bounded repeats throughout: unbounded ones backtrack quadratically on hostile input
@@ -63,6 +132,8 @@ _CITATION_MARK = regex.compile(r"\[(?:\d+|citation needed|edit|nb \d+)\]", regex
 _INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")  # keep ZWJ/ZWNJ: they spell words
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # \p{Cc} less \t and \n
+_WS_TRIGGERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b\u2060\ufeff\u00ad]")
+_BLANK_RUNS = re.compile(r"\n{3,}")
 # \p{Zs} spelt out for the faster `re` engine: U+0020, U+00A0, U+1680, U+2000-U+200A, U+202F,
 # U+205F, U+3000.
 _ZS_NOT_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
@@ -202,17 +273,18 @@ def strip_markup(text: str) -> str:
 
 def clean_whitespace(text: str) -> str:
     """One space between words, no trailing spaces, at most one blank line between blocks."""
-    text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
-    text = _CONTROL.sub("", text)
+    if _WS_TRIGGERS.search(text):  # most text has none of these characters
+        text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
+        text = _CONTROL.sub("", text)
     if _NEEDS_HSPACE.search(text):
         lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
-    else:  # already single-spaced: only the blank-line rule below can change anything
-        lines = text.split("\n")
-    out: list[str] = []
-    for line in lines:
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip()
+        out: list[str] = []
+        for line in lines:
+            if line or (out and out[-1]):
+                out.append(line)
+        return "\n".join(out).strip()
+    # Lines are already stripped and single-spaced: only runs of blank lines can change.
+    return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
 def _is_short_plain(line: str, n_words: int | None = None) -> bool:
@@ -304,6 +376,6 @@ def _ftfy_is_noop(text: str) -> bool:
     return not (
         _FTFY_TRIGGERS.search(text)
         or ("&" in text and chardata.HTML_ENTITY_RE.search(text))  # what unescape_html decodes
-        or is_bad(text)
+        or looks_bad(text)
         or _FTFY_LINE_START_BAD.search(text)
     )

@@ -164,7 +164,7 @@ def test_recurring_lines_and_prefixes_are_learnt_per_corpus() -> None:
     config = FurnitureConfig(min_docs=10, min_share=0.2)
     learnt = learn_recurring(docs, config)
     assert learnt.documents == 30
-    assert line_key("Ku latsa nan domin kallon bidiyon") in learnt.lines
+    assert line_key("Ku latsa nan domin kallon bidiyon") in learnt.lines  # NFC text: same key
     assert "hoto daga" in learnt.prefixes
     counts: Counter[str] = Counter()
     cleaned = remove_furniture(docs[4], learnt, None, config, counts)
