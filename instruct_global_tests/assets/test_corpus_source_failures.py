@@ -104,3 +104,34 @@ def test_wikipedia_without_articles_succeeds_empty(server: CorpusServer, tmp_pat
     result = _materialize(wikipedia_articles, "ibo", tmp_path, {"api_url": server.api_url_template})
     assert result.success
     assert pd.read_parquet(tmp_path / "wikipedia_articles" / "ibo.parquet").empty
+
+
+def test_furniture_counts_reach_the_metadata(tmp_path: Path) -> None:
+    from instruct_global.assets.corpus import clean_documents
+    from instruct_global_tests.conftest import REPO_ROOT
+    from instruct_global_tests.fixtures.bbc_furniture_pages import build_pages
+
+    pages_dir = tmp_path / "pages" / "hausa"
+    pages_dir.mkdir(parents=True)
+    for page in build_pages("hausa", 12):
+        (pages_dir / f"{page.article_id}.html").write_text(page.html, encoding="utf-8")
+    samples = REPO_ROOT / "data" / "samples"
+    config = {
+        "wikipedia_articles": {"config": {"source": "dump",
+                                          "dump_path": str(samples / "wikipedia" / "{wiki}wiki-sample-pages-articles.xml.bz2")}},
+        "bbc_articles": {"config": {"source": "saved", "saved_pages_dir": str(tmp_path / "pages" / "{service}")}},
+        "clean_documents": {"config": {"max_tokens": 256, "furniture_min_docs": 5}},
+    }
+    result = materialize(
+        [wikipedia_articles, bbc_articles, clean_documents], partition_key="hau", run_config={"ops": config},
+        resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path / "out")), "http": FAST_HTTP},
+    )
+    assert result.success
+    bbc_meta = result.asset_materializations_for_node("bbc_articles")[0].metadata
+    removed = bbc_meta["furniture_removed"].value
+    assert removed["figure"] >= 12 and removed["timestamp"] == 12 and bbc_meta["furniture_removed_total"].value > 24
+    clean_meta = result.asset_materializations_for_node("clean_documents")[0].metadata
+    assert set(clean_meta["furniture_lines_by_kind"].value) == {"service_label", "recurring_line", "recurring_prefix"}
+    clean = pd.read_parquet(tmp_path / "out" / "clean_documents" / "hau.parquet")
+    bbc_text = "\n".join(clean.loc[clean["source"] == "bbc", "text"])
+    assert bbc_text and "Asalin hoton" not in bbc_text and "Marubuci" not in bbc_text
