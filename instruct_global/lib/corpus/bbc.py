@@ -403,8 +403,8 @@ def _remove_structural_furniture(tree: Any, host: str | None, counts: Counter[st
                 _drop(element)
     for time_el in tree.xpath("//time"):
         # "Wanda aka sabunta 5 Yuni 2024": the date and the label around it
-        if not _attached(time_el, root):
-            continue
+        if not _attached(time_el, root) or any(a.tag == "p" for a in time_el.iterancestors()):
+            continue  # a date inside a paragraph is part of the prose
         parent = time_el.getparent()
         target = parent if parent is not None and len(parent.text_content().split()) <= _TIMESTAMP_MAX_WORDS else time_el
         counts["timestamp"] += 1
@@ -414,11 +414,15 @@ def _remove_structural_furniture(tree: Any, host: str | None, counts: Counter[st
         if not _attached(lst, root) or not _is_link_list(lst, host):
             continue
         counts["link_list"] += 1
-        lead_in = lst.getprevious()
+        block = lst  # the list's outermost wrapper that holds nothing else
+        while (parent := block.getparent()) is not None and parent is not root and len(parent) == 1 \
+                and not (parent.text or "").strip():
+            block = parent
+        lead_in = block.getprevious()
         if lead_in is not None and _is_lead_in(lead_in):
             counts["link_list_lead_in"] += 1
             _drop(lead_in)
-        _drop(lst)
+        _drop(block)
 
 
 def _attached(element: Any, root: Any) -> bool:
