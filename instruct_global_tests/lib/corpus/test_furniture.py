@@ -110,7 +110,7 @@ def test_furniture_is_removed_and_article_text_kept(service: str, tmp_path: Path
     assert gone >= 0.90, f"{service}: only {gone:.1%} of furniture lines removed"
     assert kept >= 0.95, f"{service}: only {kept:.1%} of article lines kept"
     # the drop counts reach the metadata (here extraction already took nearly everything)
-    assert sum(structural.values()) > 0 and stats["furniture_lines_removed"] >= 0
+    assert sum(structural.values()) > 0 and isinstance(stats["furniture_lines_removed"], int)
     assert set(stats["furniture_lines_by_kind"]) == {"service_label", "recurring_line", "recurring_prefix"}
 
 
