@@ -212,7 +212,7 @@ class _Normalised:
 class _Facts:
     """What one document's checks need, computed without looking at any other document."""
 
-    text: str
+    n_chars: int
     n_words: int
     length: Verdict
     fingerprint: str = ""
@@ -233,7 +233,7 @@ def _normalise_batch(texts: list[object], drop_boilerplate: bool) -> list[_Norma
 
 def _facts_one(text: str, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter) -> _Facts:
     words = WORD_RE.findall(text)  # the document's one tokenization
-    facts = _Facts(text=text, n_words=len(words), length=length_filter(text, config, len(words)))
+    facts = _Facts(n_chars=len(text), n_words=len(words), length=length_filter(text, config, len(words)))
     if not facts.length[0]:
         return facts
     facts.fingerprint = text_fingerprint(text)
@@ -262,8 +262,10 @@ class _Runner:
         self._pool: ProcessPoolExecutor | None = None
 
     def map(self, fn: Callable[..., list[Any]], items: Sequence[Any], *args: Any) -> Iterator[Any]:
-        batches = [list(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
-        if self.workers <= 1 or len(batches) < 2:
+        # batches are cut as they are needed, so no second copy of the corpus is held
+        starts = range(0, len(items), self.batch_size)
+        batches = (list(items[i : i + self.batch_size]) for i in starts)
+        if self.workers <= 1 or len(starts) < 2:
             for batch in batches:
                 yield from fn(batch, *args)
             return
@@ -319,7 +321,9 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
 
     raw_texts = docs["text"].tolist()
     normalised = list(runner.map(_normalise_batch, [raw_texts[p] for p in valid], config.remove_boilerplate))
-    texts = [n.text for n in normalised]
+    texts: list[str] = [n.text for n in normalised]
+    for n in normalised:
+        n.text = ""  # the counts stay; the text lives on in ``texts`` only
 
     furniture_counts: Counter[str] = Counter()
     furniture_per_doc = [0] * len(valid)
@@ -332,6 +336,7 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
     near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
     chars_out = 0
     for i, facts in enumerate(runner.map(_facts_batch, texts, lang, config)):
+        texts[i] = ""  # handed to the checks: memory is released as the corpus is worked through
         pos, norm = valid[i], normalised[i]
         keep, reason = facts.length
         if not keep:
@@ -339,7 +344,7 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
                 f"nothing left after cleaning ({norm.boilerplate_lines} boilerplate lines removed"
                 + (f", {furniture_per_doc[i]} furniture lines" if furniture_per_doc[i] else "") + ")"
                 if reason == "empty_after_cleaning"
-                else f"{len(facts.text)} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
+                else f"{facts.n_chars} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
                 f"{config.min_words} words"
             )
             reject(pos, str(reason), detail)
@@ -360,7 +365,7 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         if (match := near.duplicate_of_signature(doc_id, facts.signature)) is not None:
             reject(pos, "near_duplicate", f"Jaccard ~{match[1]:.2f} with doc_id {match[0]}")
             continue
-        chars_out += len(facts.text)
+        chars_out += facts.n_chars
         for index, (chunk, n_tokens) in enumerate(facts.chunks):
             chunk_rows.append((pos, chunk, index, len(facts.chunks), n_tokens, lid))
 
