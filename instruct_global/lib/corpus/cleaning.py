@@ -215,7 +215,6 @@ class _Facts:
     n_chars: int
     n_words: int
     length: Verdict
-    fingerprint: str = ""
     lid: LidResult | None = None
     signature: np.ndarray | None = None
     chunks: list[tuple[str, int]] = field(default_factory=list)
@@ -231,12 +230,15 @@ def _normalise_batch(texts: list[object], drop_boilerplate: bool) -> list[_Norma
     return [_normalise_one(t, drop_boilerplate) for t in texts]
 
 
-def _facts_one(text: str, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter) -> _Facts:
+def _facts_one(
+    text: str, repeat: bool, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter
+) -> _Facts:
+    """``repeat``: an earlier document has the same text, so this one can only be an exact
+    duplicate or fail the length filter as that one did; language ID and the rest are skipped."""
     words = WORD_RE.findall(text)  # the document's one tokenization
     facts = _Facts(n_chars=len(text), n_words=len(words), length=length_filter(text, config, len(words)))
-    if not facts.length[0]:
+    if not facts.length[0] or repeat:
         return facts
-    facts.fingerprint = text_fingerprint(text)
     facts.lid = identify(text, lang)
     if not language_filter(facts.lid, lang, config.min_lid_score)[0]:
         return facts
@@ -247,10 +249,10 @@ def _facts_one(text: str, lang: Language, config: CleaningConfig, near: MinHashS
     return facts
 
 
-def _facts_batch(texts: list[str], lang: Language, config: CleaningConfig) -> list[_Facts]:
+def _facts_batch(items: list[tuple[str, bool]], lang: Language, config: CleaningConfig) -> list[_Facts]:
     signer = MinHashSigner(config.num_perm, config.shingle_size, config.minhash_seed)
     count = config.counter()
-    return [_facts_one(t, lang, config, signer, count) for t in texts]
+    return [_facts_one(text, repeat, lang, config, signer, count) for text, repeat in items]
 
 
 class _Runner:
@@ -332,11 +334,19 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         texts = _strip_furniture(docs, valid, texts, lang, config, furniture_counts, furniture_per_doc,
                                  recurring_report)
 
+    # Fingerprints here, in input order: a text seen before needs no language ID in the workers.
+    fingerprints = [text_fingerprint(t) for t in texts]
+    first_seen: set[str] = set()
+    items: list[tuple[str, bool]] = []
+    for text, key in zip(texts, fingerprints, strict=True):
+        items.append((text, key in first_seen))
+        first_seen.add(key)
+    del texts, first_seen
     exact = ExactDeduplicator()
     near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
     chars_out = 0
-    for i, facts in enumerate(runner.map(_facts_batch, texts, lang, config)):
-        texts[i] = ""  # handed to the checks: memory is released as the corpus is worked through
+    for i, facts in enumerate(runner.map(_facts_batch, items, lang, config)):
+        items[i] = ("", True)  # handed to the checks: memory is released as the corpus is worked through
         pos, norm = valid[i], normalised[i]
         keep, reason = facts.length
         if not keep:
@@ -350,11 +360,11 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
             reject(pos, str(reason), detail)
             continue
         doc_id = _as_doc_id(docs["doc_id"].iat[pos])
-        if (first := exact.duplicate_of_fingerprint(doc_id, facts.fingerprint)) is not None:
+        if (first := exact.duplicate_of_fingerprint(doc_id, fingerprints[i])) is not None:
             reject(pos, "exact_duplicate", f"same text as doc_id {first}")
             continue
         lid = facts.lid
-        assert lid is not None
+        assert lid is not None  # only repeats skip language ID, and a repeat is caught just above
         if facts.signature is None:  # the language filter failed in the worker
             reject(
                 pos,
