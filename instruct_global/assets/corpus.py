@@ -2,6 +2,7 @@
 # No "from __future__ import annotations": Dagster reads these annotations at definition time.
 
 
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +51,9 @@ class WikipediaConfig(Config):
         description="Dump mode: path of <wiki>wiki-...-pages-articles.xml.bz2; {wiki} is replaced by the wiki code",
     )
     dump_max_articles: int | None = Field(default=None, description="Dump mode: stop after this many (None: all)")
+    workers: int = Field(
+        default=0, ge=0, description="Dump mode: processes converting wikitext (0: one per CPU, 1: this process)"
+    )
 
 
 class BbcConfig(Config):
@@ -63,7 +67,13 @@ class BbcConfig(Config):
 
 def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[str, object]:
     lengths = frame["text"].str.len() if not frame.empty else pd.Series(dtype="int64")
+    furniture = stats.get("furniture_removed")
+    extra: dict[str, object] = {}
+    if isinstance(furniture, dict):  # BBC: page furniture cut out by structure and labels, by kind
+        extra["furniture_removed"] = MetadataValue.json(furniture)
+        extra["furniture_removed_total"] = sum(furniture.values())
     return {
+        **extra,
         "documents": len(frame),
         "characters": int(lengths.sum()),
         "preview": MetadataValue.md(markdown_preview(frame, ["title", "url", "text"])),
@@ -89,15 +99,21 @@ def wikipedia_articles(
             raise ValueError("wikipedia_articles: source is 'dump' but dump_path is empty")
         path = Path(config.dump_path.format(wiki=wiki))
         dump_stats = DumpStats()
-        rows = list(iter_dump_articles(path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats))
+        rows = list(iter_dump_articles(
+            path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats, workers=config.workers
+        ))
         stats: dict[str, object] = {"mode": "dump", "dump": str(path), **dump_stats.as_dict()}
     else:
         with http.get_fetcher() as fetcher:
             client = WikipediaApiClient(fetcher, wiki, lang.key, api_url=config.api_url)
+            # A failed request raises SourceUnavailableError: the step fails, the stored file stays.
             rows = list(client.iter_articles(config.max_articles))
             stats = {"mode": "api", **client.stats.as_dict(), **fetcher.stats.as_dict()}
     frame = documents_frame(rows, extra_columns=("page_id", "wiki"))
-    context.log.info(f"{lang.name}: {len(frame)} Wikipedia articles ({stats['mode']})")
+    if frame.empty:
+        context.log.warning(f"{lang.name}: the Wikipedia source answered but has no articles ({stats['mode']})")
+    else:
+        context.log.info(f"{lang.name}: {len(frame)} Wikipedia articles ({stats['mode']})")
     return Output(frame, metadata=_document_metadata(frame, stats))
 
 
@@ -118,15 +134,25 @@ def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFe
     service = lang.bbc_service
     if config.source == "saved":
         folder = Path(config.saved_pages_dir.format(service=service))
-        rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles))
-        stats: dict[str, object] = {"mode": "saved", "folder": str(folder), "pages": len(rows)}
+        furniture: Counter[str] = Counter()
+        rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture))
+        stats: dict[str, object] = {
+            "mode": "saved", "folder": str(folder), "pages": len(rows), "furniture_removed": dict(furniture),
+        }
     else:
         with http.get_fetcher() as fetcher:
             scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)
             rows = list(scraper.iter_articles(config.max_articles))
+            # Nothing read because requests failed: fail the step so the stored partition stays.
+            scraper.raise_if_unavailable()
             stats = {"mode": "live", **scraper.stats.as_dict(), **fetcher.stats.as_dict()}
     frame = documents_frame(rows, extra_columns=("published", "service"))
-    context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
+    if frame.empty:
+        context.log.warning(
+            f"{lang.name}: 0 BBC articles ({stats['mode']}); the source answered but gave no articles: {stats}"
+        )
+    else:
+        context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
     return Output(frame, metadata=_document_metadata(frame, stats))
 
 
@@ -175,6 +201,15 @@ class CleanDocumentsConfig(Config):
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash Jaccard estimate")
     max_tokens: int = Field(default=512, ge=16, description="Chunk budget, cut at paragraph/sentence boundaries")
     remove_boilerplate: bool = True
+    remove_furniture: bool = Field(
+        default=True, description="Drop BBC service labels and lines/prefixes recurring across a source's documents"
+    )
+    furniture_min_docs: int = Field(default=10, ge=2, description="A recurring line is in at least this many documents")
+    furniture_min_share: float = Field(
+        default=0.05, gt=0, le=1, description="... and in at least this share of the source's documents"
+    )
+    furniture_max_prefix_words: int = Field(default=6, ge=1, description="Words before the comma/colon of a prefix")
+    workers: int = Field(default=0, ge=0, description="Processes for per-document work (0: one per CPU)")
     check_min_documents: int = Field(default=5, ge=0, description="Asset check: fewest kept documents")
     check_min_lid_pass_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
     check_max_duplicate_rate: float = Field(default=0.5, ge=0, le=1, description="Asset check")
@@ -204,7 +239,9 @@ def clean_documents(
     result = clean_corpus(docs, lang, CleaningConfig(
         min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
         near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
-        remove_boilerplate=config.remove_boilerplate,
+        remove_boilerplate=config.remove_boilerplate, remove_furniture=config.remove_furniture,
+        furniture_min_docs=config.furniture_min_docs, furniture_min_share=config.furniture_min_share,
+        furniture_max_prefix_words=config.furniture_max_prefix_words, workers=config.workers,
     ))
     clean = result.clean
     yield Output(clean, output_name="clean_documents", metadata={
@@ -213,6 +250,8 @@ def clean_documents(
         "chunks": len(clean),
         "tokens": int(clean["n_tokens"].sum()) if not clean.empty else 0,
         "lid_method": result.lid_method,
+        "furniture_lines_removed": result.stats["furniture_lines_removed"],
+        "furniture_lines_by_kind": MetadataValue.json(result.stats["furniture_lines_by_kind"]),
         "stats": MetadataValue.json(result.stats),
         "preview": MetadataValue.md(markdown_preview(clean, ["source", "title", "n_tokens", "lid_score", "text"])),
         "token_histogram": MetadataValue.md(

@@ -73,6 +73,19 @@ class DisallowedByRobots(FetchError):
         super().__init__(url, detail)
 
 
+class RobotsUnreachable(DisallowedByRobots):
+    """robots.txt could not be read (5xx, network error): RFC 9309 says assume disallow.
+
+    Still a skip for the fetcher's counters, but a caller can tell an unreachable host (a failure
+    of the source) from a page the site really disallows.
+    """
+
+    reason = "robots_unreachable"
+
+
+_ROBOTS_UNREACHABLE = "robots.txt unreachable (5xx or network error); RFC 9309 says assume disallow"
+
+
 @dataclass
 class FetchStats:
     """Counters for asset metadata. ``requests`` counts every HTTP attempt, robots.txt included."""
@@ -272,6 +285,8 @@ class PoliteFetcher:
             if verdict is not None:  # a skip, not a failure: counted apart
                 with self._lock:
                     self.stats.robots_disallowed += 1
+                if verdict == _ROBOTS_UNREACHABLE:
+                    raise RobotsUnreachable(url, verdict)
                 raise DisallowedByRobots(url, verdict)
         try:
             result = self._get_with_retries(url, params, headers, max_bytes=self.max_response_bytes)
@@ -327,7 +342,7 @@ class PoliteFetcher:
         """None when allowed, else why not."""
         parser = self._robots_for(_origin(url))
         if parser is None:
-            return "robots.txt unreachable (5xx or network error); RFC 9309 says assume disallow"
+            return _ROBOTS_UNREACHABLE
         if not parser.can_fetch(self.user_agent, url):
             return "disallowed by robots.txt"
         return None

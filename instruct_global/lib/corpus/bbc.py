@@ -29,9 +29,12 @@ from instruct_global.lib.common.http_fetch import (
     DisallowedByRobots,
     FetchError,
     PoliteFetcher,
+    RobotsUnreachable,
     make_doc_id,
     utc_now_iso,
 )
+from instruct_global.lib.corpus.bbc_labels import label_matcher
+from instruct_global.lib.corpus.source_status import SourceUnavailableError
 
 SOURCE = "bbc"
 LICENSE = "© BBC; copyrighted news text collected for non-commercial research use, not for redistribution"
@@ -68,6 +71,14 @@ class BbcStats:
     yielded: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # robots_disallowed, ...
     errors: Counter[str] = field(default_factory=Counter)  # http_404, timeout, no_text, ...
+    # Every request (sitemap, front page, article) that got an answer / failed for good, so a run
+    # where nothing could be fetched is told apart from a service that has no articles.
+    responses_ok: int = 0
+    request_failures: Counter[str] = field(default_factory=Counter)
+    article_fetch_failures: int = 0
+    article_fetch_ok: int = 0
+    furniture_removed: Counter[str] = field(default_factory=Counter)  # figure, byline, link_list ...
+    last_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +90,56 @@ class BbcStats:
             "yielded": self.yielded,
             "skipped": dict(self.skipped),
             "errors": dict(self.errors),
+            "responses_ok": self.responses_ok,
+            "request_failures": dict(self.request_failures),
+            "furniture_removed": dict(self.furniture_removed),
         }
+
+    def note_failure(self, err: FetchError) -> None:
+        self.request_failures[err.reason] += 1
+        self.last_error = str(err)
+
+    def unavailable_reason(self) -> str | None:
+        """Why the source yielded nothing because requests failed; None when it did not fail.
+
+        Nothing answered at all, or every article page that was tried failed to fetch. A service
+        whose sitemaps answer but list no articles is not a failure (it is empty).
+        """
+        if self.yielded:
+            return None
+        failed = sum(self.request_failures.values())
+        if failed and self.responses_ok == 0:
+            return "no request got an answer"
+        if self.article_fetch_failures and not self.article_fetch_ok:  # robots skips are not tries
+            return f"all {self.article_fetch_failures} article pages failed to fetch"
+        return None
+
+
+# Page furniture inside the article: removed by structure before extraction, counted by kind.
+_FURNITURE_XPATHS = {
+    "figure": "//figure | //*[@role='figure'] | //figcaption | //picture",
+    "byline": (
+        "//*[contains(@aria-labelledby, 'byline') or contains(@data-testid, 'byline')"
+        " or contains(@data-component, 'byline') or contains(@class, 'byline')]"
+    ),
+    "media_player": (
+        "//video | //audio | //iframe | //*[contains(@data-e2e, 'media-player')"
+        " or contains(@data-testid, 'media-player') or contains(@data-e2e, 'media-loader')"
+        " or contains(@class, 'media-player') or contains(@data-e2e, 'social-embed')"
+        " or contains(@data-testid, 'social-embed')]"
+    ),
+    "visually_hidden": (
+        "//*[contains(@class, 'visually-hidden') or contains(@class, 'VisuallyHidden')"
+        " or contains(@class, 'visuallyHidden') or contains(@class, 'sr-only')]"
+    ),
+    "related_block": (
+        "//*[contains(@data-e2e, 'related') or contains(@aria-labelledby, 'related')"
+        " or contains(@data-testid, 'related')]"
+    ),
+    "skip_link": "//a[starts-with(@href, '#end-of')] | //*[starts-with(@id, 'end-of')]",
+}
+_TIMESTAMP_MAX_WORDS = 10
+_LEAD_IN_MAX_WORDS = 12
 
 
 @dataclass
@@ -87,6 +147,7 @@ class ExtractedArticle:
     title: str
     published: str | None
     text: str
+    furniture: dict[str, int] = field(default_factory=dict)  # removed blocks/lines by kind
 
 
 def article_path_pattern(service: str) -> re.Pattern[str]:
@@ -169,12 +230,18 @@ class BbcScraper:
     def _fetch_sitemap(self, url: str) -> tuple[str, list[str]] | None:
         try:
             result = self.fetcher.get(url)
+        except RobotsUnreachable as err:
+            self.stats.sitemap_errors[err.reason] += 1
+            self.stats.note_failure(err)
+            return None
         except DisallowedByRobots:
             self.stats.sitemap_errors["robots_disallowed"] += 1
             return None
         except FetchError as err:
             self.stats.sitemap_errors[err.reason] += 1
+            self.stats.note_failure(err)
             return None
+        self.stats.responses_ok += 1
         self.stats.sitemaps_fetched += 1
         try:
             return parse_sitemap(result.content, self.fetcher.max_response_bytes)
@@ -186,12 +253,18 @@ class BbcScraper:
         front = f"{self.base_url}/{self.service}"
         try:
             result = self.fetcher.get(front)
+        except RobotsUnreachable as err:
+            self.stats.errors[f"front_page_{err.reason}"] += 1
+            self.stats.note_failure(err)
+            return []
         except DisallowedByRobots:
             self.stats.skipped["robots_disallowed"] += 1
             return []
         except FetchError as err:
             self.stats.errors[f"front_page_{err.reason}"] += 1
+            self.stats.note_failure(err)
             return []
+        self.stats.responses_ok += 1
         try:
             tree = lxml.html.fromstring(result.text)
         except (etree.ParserError, ValueError):
@@ -225,29 +298,47 @@ class BbcScraper:
             if max_articles is not None and self.stats.yielded >= max_articles:
                 return
 
+    def raise_if_unavailable(self) -> None:
+        """Raise ``SourceUnavailableError`` when nothing was yielded because requests failed."""
+        why = self.stats.unavailable_reason()
+        if why is not None:
+            raise SourceUnavailableError(
+                f"BBC {self.service} ({self.base_url})", why, self.stats.request_failures, self.stats.last_error
+            )
+
     def fetch_article(self, url: str) -> dict[str, Any] | None:
         """One article row, or None with the reason counted in ``stats``."""
         self.stats.articles_attempted += 1
         try:
             result = self.fetcher.get(url)
+        except RobotsUnreachable as err:
+            self.stats.errors[err.reason] += 1
+            self.stats.article_fetch_failures += 1
+            self.stats.note_failure(err)
+            return None
         except DisallowedByRobots:
             self.stats.skipped["robots_disallowed"] += 1
             return None
         except FetchError as err:
             self.stats.errors[err.reason] += 1
+            self.stats.article_fetch_failures += 1
+            self.stats.note_failure(err)
             return None
+        self.stats.responses_ok += 1
+        self.stats.article_fetch_ok += 1
         content_type = result.headers.get("content-type", "")
         if content_type and "html" not in content_type.lower():
             self.stats.errors["not_html"] += 1
             return None
         try:
-            article = extract_article(result.text, url)
+            article = extract_article(result.text, url, service=self.service)
         except Exception:  # a hostile page must not stop the run; counted instead
             self.stats.errors["extract_error"] += 1
             return None
         if article is None:
             self.stats.errors["no_text"] += 1
             return None
+        self.stats.furniture_removed.update(article.furniture)
         # The listed URL, not a redirect target, so doc_id stays stable across runs.
         return article_row(url, article, self.service, self.lang)
 
@@ -297,8 +388,82 @@ def parse_sitemap(content: bytes, max_bytes: int) -> tuple[str, list[str]]:
     return kind, [loc for loc in locs if loc]
 
 
-def extract_article(html: str, url: str | None = None) -> ExtractedArticle | None:
-    """Title, publication date and main text of an article page; None when no text is left."""
+def _drop(element: Any) -> None:
+    if element.getparent() is not None:
+        element.drop_tree()
+
+
+def _remove_structural_furniture(tree: Any, host: str | None, counts: Counter[str]) -> None:
+    """Figures and captions, bylines, media players, hidden labels, related lists, timestamps."""
+    root = tree.getroottree().getroot()
+    for kind, xpath in _FURNITURE_XPATHS.items():
+        for element in tree.xpath(xpath):
+            if _attached(element, root):  # not inside a block that already went
+                counts[kind] += 1
+                _drop(element)
+    for time_el in tree.xpath("//time"):
+        # "Wanda aka sabunta 5 Yuni 2024": the date and the label around it
+        if not _attached(time_el, root) or any(a.tag == "p" for a in time_el.iterancestors()):
+            continue  # a date inside a paragraph is part of the prose
+        parent = time_el.getparent()
+        target = parent if parent is not None and len(parent.text_content().split()) <= _TIMESTAMP_MAX_WORDS else time_el
+        counts["timestamp"] += 1
+        _drop(target)
+    # In-body "related stories" lists: every item is one link to another page of the site.
+    for lst in tree.xpath("//ul | //ol"):
+        if not _attached(lst, root) or not _is_link_list(lst, host):
+            continue
+        counts["link_list"] += 1
+        block = lst  # the list's outermost wrapper that holds nothing else
+        while (parent := block.getparent()) is not None and parent is not root and len(parent) == 1 \
+                and not (parent.text or "").strip():
+            block = parent
+        lead_in = block.getprevious()
+        if lead_in is not None and _is_lead_in(lead_in):
+            counts["link_list_lead_in"] += 1
+            _drop(lead_in)
+        _drop(block)
+
+
+def _attached(element: Any, root: Any) -> bool:
+    """Whether ``element`` still hangs below ``root`` (not inside a block that was cut out)."""
+    ancestors = list(element.iterancestors())
+    return bool(ancestors) and ancestors[-1] is root
+
+
+def _is_link_list(lst: Any, host: str | None) -> bool:
+    items = [li for li in lst if isinstance(li.tag, str) and li.tag == "li"]
+    if not items:
+        return False
+    for li in items:
+        links = li.xpath(".//a[@href]")
+        if len(links) != 1:
+            return False
+        text = " ".join(li.text_content().split())
+        if not text or text != " ".join(links[0].text_content().split()):
+            return False
+        target = urlsplit(links[0].get("href", ""))
+        if target.netloc and host and target.netloc != host:
+            return False
+    return True
+
+
+def _is_lead_in(element: Any) -> bool:
+    # "Karin bayani:" / "Àwọn iròyin tì ẹ leè ní ìfẹ̀ síí:" just before such a list
+    text = " ".join(element.text_content().split())
+    return bool(text) and text.endswith((":", "：")) and len(text.split()) <= _LEAD_IN_MAX_WORDS
+
+
+def extract_article(
+    html: str, url: str | None = None, *, service: str | None = None, remove_furniture: bool = True
+) -> ExtractedArticle | None:
+    """Title, publication date and main text of an article page; None when no text is left.
+
+    With ``remove_furniture`` (the default) figures and their captions, bylines, media players,
+    visually hidden labels, related-content blocks and in-body related lists are cut out before
+    extraction, and lines that carry the ``service``'s page labels are dropped after it; both are
+    counted in ``ExtractedArticle.furniture``.
+    """
     # lxml refuses str input that carries an XML encoding declaration (XHTML pages)
     html = _XML_DECLARATION.sub("", html, count=1)
     if not html.strip():
@@ -314,6 +479,9 @@ def extract_article(html: str, url: str | None = None) -> ExtractedArticle | Non
     for element in tree.xpath(_CHROME_XPATH):
         if element.getparent() is not None:
             element.drop_tree()
+    furniture: Counter[str] = Counter()
+    if remove_furniture:
+        _remove_structural_furniture(tree, urlsplit(url).netloc if url else None, furniture)
     text = trafilatura.extract(
         tree,
         url=url,
@@ -330,10 +498,16 @@ def extract_article(html: str, url: str | None = None) -> ExtractedArticle | Non
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and title and lines[0] == title:  # the title is its own column
         lines = lines[1:]
+    labels = label_matcher(service) if remove_furniture else None
+    if labels is not None:
+        kept = [line for line in lines if not labels.is_furniture(line)]
+        if len(kept) != len(lines):
+            furniture["service_label_lines"] += len(lines) - len(kept)
+        lines = kept
     body = "\n".join(lines)
     if not body:
         return None
-    return ExtractedArticle(title=title, published=published or None, text=body)
+    return ExtractedArticle(title=title, published=published or None, text=body, furniture=dict(furniture))
 
 
 def _first_text(tree: Any, xpaths: list[str]) -> str:

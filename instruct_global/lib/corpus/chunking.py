@@ -87,6 +87,22 @@ def hard_cut(sentence: str, max_tokens: int, count: TokenCounter) -> list[str]:
     return pieces
 
 
+_UNTIDY = regex.compile(r"\n\s*\n\s*\n|\n[^\S\n]|[^\S\n]\n")
+
+
+def _is_tidy(text: str) -> bool:
+    return text == text.strip() and not _UNTIDY.search(text)
+
+
+def _approx_factor(count: TokenCounter) -> float | None:
+    """The factor when ``count`` is the approximate counter (whose counts add up over whitespace)."""
+    if count is approx_token_count:
+        return DEFAULT_TOKEN_FACTOR
+    if isinstance(count, functools.partial) and count.func is approx_token_count and not count.args:
+        return float(count.keywords.get("factor", DEFAULT_TOKEN_FACTOR))
+    return None
+
+
 def chunk_text(
     text: str,
     max_tokens: int,
@@ -94,9 +110,33 @@ def chunk_text(
     lang: Language | None = None,
 ) -> list[str]:
     """Greedily pack paragraphs (then sentences, then hard cuts) into chunks of <= max_tokens."""
+    return [chunk for chunk, _ in chunk_text_with_counts(text, max_tokens, count, lang)]
+
+
+def chunk_text_with_counts(
+    text: str,
+    max_tokens: int,
+    count: TokenCounter | None = None,
+    lang: Language | None = None,
+    *,
+    n_pieces: int | None = None,
+) -> list[tuple[str, int]]:
+    """``chunk_text`` with each chunk's token count.
+
+    With the approximate counter, pieces are counted once per unit and added up (units are
+    joined by whitespace, which holds no piece), so packing is linear; any other counter is
+    asked about every candidate chunk, as before.
+    """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     count = count or approx_token_count
+    factor = _approx_factor(count)
+    if factor is not None:
+        # A tidy text (stripped lines, at most one blank line between them) that fits the budget
+        # is its own single chunk: packing its paragraphs would join them back into it.
+        if n_pieces is not None and math.ceil(n_pieces * factor) <= max_tokens and _is_tidy(text):
+            return [(text, math.ceil(n_pieces * factor))] if text else []
+        return _chunk_additive(text, max_tokens, count, lang, factor)
     # (unit, text that joins it to the previous unit): a space inside a paragraph, the document's
     # own line break ("\n" or "\n\n") between paragraphs.
     units: list[tuple[str, str]] = []
@@ -125,4 +165,47 @@ def chunk_text(
             current = unit
     if current:
         chunks.append(current)
+    return [(chunk, count(chunk)) for chunk in chunks]
+
+
+def _chunk_additive(
+    text: str, max_tokens: int, count: TokenCounter, lang: Language | None, factor: float
+) -> list[tuple[str, int]]:
+    """The same chunks as the general path, for the approximate counter, in linear time."""
+
+    def tokens(pieces: int) -> int:
+        return math.ceil(pieces * factor)
+
+    units: list[tuple[str, str, int]] = []  # (unit, joiner, pieces)
+    parts = _PARAGRAPH_BREAK.split(text)
+    for i in range(0, len(parts), 2):
+        paragraph = parts[i].strip()
+        if not paragraph:
+            continue
+        brk = "\n\n" if i == 0 or parts[i - 1].count("\n") > 1 else "\n"
+        n = len(_PIECE.findall(paragraph))
+        if tokens(n) <= max_tokens:
+            units.append((paragraph, brk, n))
+            continue
+        for j, sentence in enumerate(split_sentences(paragraph, lang)):
+            m = len(_PIECE.findall(sentence))
+            pieces = [sentence] if tokens(m) <= max_tokens else hard_cut(sentence, max_tokens, count)
+            for k, piece in enumerate(pieces):
+                units.append((piece, brk if j == 0 and k == 0 else " ", m if len(pieces) == 1 else len(_PIECE.findall(piece))))
+    chunks: list[tuple[str, int]] = []
+    current: list[str] = []
+    current_pieces = 0
+    for unit, joiner, n in units:
+        if current and tokens(current_pieces + n) <= max_tokens:
+            current.append(joiner)
+            current.append(unit)
+            current_pieces += n
+        elif not current and tokens(n) <= max_tokens:
+            current, current_pieces = [unit], n
+        else:
+            if current:
+                chunks.append(("".join(current), tokens(current_pieces)))
+            current, current_pieces = [unit], n
+    if current:
+        chunks.append(("".join(current), tokens(current_pieces)))
     return chunks

@@ -8,28 +8,56 @@ never dropped). Every drop is counted by reason and kept in ``rejects`` as the i
 
 Language ID and both duplicate checks judge the whole normalised document (LID reads its first
 ~2,000 characters); its chunks inherit the document's ``lid_lang`` and ``lid_score``.
+
+Between normalising and the filters, page furniture goes (``remove_furniture``): lines carrying
+the BBC service's page labels (BBC documents), and lines and line prefixes that recur across many
+documents of one source (``lib/corpus/furniture.py``); removed lines are counted by kind.
+
+Throughput: each document is tokenized once; normalising, language ID, MinHash signatures and
+chunking run per document and can run in ``workers`` processes over batches of documents, while
+the order-dependent decisions (duplicates: first occurrence wins) are taken in this process in
+input order, so the result is the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from instruct_global.languages import Language
 from instruct_global.lib.common.text_tokens import WORD_RE
+from instruct_global.lib.corpus.bbc_labels import label_matcher
 from instruct_global.lib.corpus.chunking import (
     DEFAULT_TOKEN_FACTOR,
     TokenCounter,
-    chunk_text,
+    chunk_text_with_counts,
     make_approx_counter,
 )
-from instruct_global.lib.corpus.dedupe import ExactDeduplicator, NearDeduplicator
+from instruct_global.lib.corpus.dedupe import (
+    ExactDeduplicator,
+    MinHashSigner,
+    NearDeduplicator,
+    text_fingerprint,
+)
 from instruct_global.lib.corpus.documents import DOCUMENT_COLUMNS
+from instruct_global.lib.corpus.furniture import (
+    FURNITURE_KINDS,
+    FurnitureConfig,
+    RecurringFurniture,
+    learn_recurring,
+    remove_furniture,
+)
 from instruct_global.lib.corpus.langid import LidResult, identify, lid_method_for
 from instruct_global.lib.corpus.normalise import normalise_text
+from instruct_global.lib.corpus.parallel import new_pool, ordered_map, resolve_workers
 
 CLEAN_EXTRA_COLUMNS = ("chunk_id", "chunk_index", "n_chunks", "n_tokens", "lid_lang", "lid_score")
 REJECT_EXTRA_COLUMNS = ("reason", "reason_detail")
@@ -58,6 +86,15 @@ class CleaningConfig:
     token_factor: float = DEFAULT_TOKEN_FACTOR  # used by the default (approximate) counter
     token_counter: TokenCounter | None = None  # exact counter, e.g. a tokenizer; overrides the factor
     remove_boilerplate: bool = True
+    # Page furniture: BBC service labels, and lines / prefixes recurring across a source's documents.
+    remove_furniture: bool = True
+    furniture_min_docs: int = 10
+    furniture_min_share: float = 0.05
+    furniture_max_prefix_words: int = 6
+    furniture_max_line_words: int = 16
+    # Processes for the per-document work (0: one per CPU); small inputs stay in this process.
+    workers: int = 1
+    batch_size: int = 256
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,8 +112,18 @@ class CleaningConfig:
             problems.append(f"token_factor must be > 0, got {self.token_factor}")
         if self.num_perm < 16 or self.shingle_size < 1:
             problems.append("num_perm must be >= 16 and shingle_size >= 1")
+        if self.furniture_min_docs < 2 or not 0.0 < self.furniture_min_share <= 1.0:
+            problems.append("furniture_min_docs must be >= 2 and furniture_min_share in (0, 1]")
+        if self.workers < 0 or self.batch_size < 1:
+            problems.append("workers must be >= 0 and batch_size >= 1")
         if problems:
             raise ValueError("invalid CleaningConfig: " + "; ".join(problems))
+
+    def furniture(self) -> FurnitureConfig:
+        return FurnitureConfig(
+            self.furniture_min_docs, self.furniture_min_share, self.furniture_max_prefix_words,
+            self.furniture_max_line_words,
+        )
 
     def counter(self) -> TokenCounter:
         return self.token_counter or make_approx_counter(self.token_factor)
@@ -96,10 +143,12 @@ class CleaningResult:
     stats: dict[str, Any] = field(default_factory=dict)  # JSON-friendly numbers for metadata
 
 
-def length_filter(text: str, config: CleaningConfig) -> Verdict:
+def length_filter(text: str, config: CleaningConfig, n_words: int | None = None) -> Verdict:
     if not text.strip():
         return False, "empty_after_cleaning"
-    if len(text) < config.min_chars or len(WORD_RE.findall(text)) < config.min_words:
+    if len(text) < config.min_chars:
+        return False, "too_short"
+    if (len(WORD_RE.findall(text)) if n_words is None else n_words) < config.min_words:
         return False, "too_short"
     return True, None
 
@@ -151,65 +200,184 @@ _CLEAN_DTYPES = {
 _REJECT_DTYPES = {"reason": "object", "reason_detail": "object"}
 
 
+@dataclass
+class _Normalised:
+    text: str
+    boilerplate_lines: int
+    ftfy_changed: bool
+    chars_in: int
+
+
+@dataclass
+class _Facts:
+    """What one document's checks need, computed without looking at any other document."""
+
+    n_chars: int
+    n_words: int
+    length: Verdict
+    lid: LidResult | None = None
+    signature: np.ndarray | None = None
+    chunks: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _normalise_one(raw_text: object, drop_boilerplate: bool) -> _Normalised:
+    normalised = normalise_text(raw_text, drop_boilerplate=drop_boilerplate)
+    chars_in = len(raw_text) if isinstance(raw_text, str) else 0
+    return _Normalised(normalised.text, normalised.boilerplate_lines, normalised.ftfy_changed, chars_in)
+
+
+def _normalise_batch(texts: list[object], drop_boilerplate: bool) -> list[_Normalised]:
+    return [_normalise_one(t, drop_boilerplate) for t in texts]
+
+
+def _facts_one(
+    text: str, repeat: bool, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter
+) -> _Facts:
+    """``repeat``: an earlier document has the same text, so this one can only be an exact
+    duplicate or fail the length filter as that one did; language ID and the rest are skipped."""
+    words = WORD_RE.findall(text)  # the document's one tokenization
+    facts = _Facts(n_chars=len(text), n_words=len(words), length=length_filter(text, config, len(words)))
+    if not facts.length[0] or repeat:
+        return facts
+    facts.lid = identify(text, lang)
+    if not language_filter(facts.lid, lang, config.min_lid_score)[0]:
+        return facts
+    facts.signature = near.signature(words)
+    # pieces of the approximate token count: word runs plus single non-space, non-word characters
+    pieces = len(words) + len("".join(text.split())) - sum(map(len, words))
+    facts.chunks = chunk_text_with_counts(text, config.max_tokens, count, lang, n_pieces=pieces)
+    return facts
+
+
+def _facts_batch(items: list[tuple[str, bool]], lang: Language, config: CleaningConfig) -> list[_Facts]:
+    signer = MinHashSigner(config.num_perm, config.shingle_size, config.minhash_seed)
+    count = config.counter()
+    return [_facts_one(text, repeat, lang, config, signer, count) for text, repeat in items]
+
+
+class _Runner:
+    """Runs a per-batch function here or in a process pool, results in input order."""
+
+    def __init__(self, workers: int, batch_size: int) -> None:
+        self.workers = workers
+        self.batch_size = batch_size
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., list[Any]], items: Sequence[Any], *args: Any) -> Iterator[Any]:
+        # batches are cut as they are needed, so no second copy of the corpus is held
+        starts = range(0, len(items), self.batch_size)
+        batches = (list(items[i : i + self.batch_size]) for i in starts)
+        if self.workers <= 1 or len(starts) < 2:
+            for batch in batches:
+                yield from fn(batch, *args)
+            return
+        if self._pool is None:
+            self._pool = new_pool(self.workers)
+        yield from ordered_map(self._pool, fn, batches, self.workers, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # lambdas, local functions, tokenizers holding native handles
+        return False
+    return True
+
+
 def clean_corpus(docs: pd.DataFrame, lang: Language, config: CleaningConfig | None = None) -> CleaningResult:
     """Clean one language partition's documents. Input follows the documents contract."""
     config = config or CleaningConfig()
     docs = _with_required_columns(docs)
-    count = config.counter()
-    exact = ExactDeduplicator()
-    near = NearDeduplicator(
-        config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed
-    )
+    workers = resolve_workers(config.workers)
+    if workers > 1 and not _picklable(config):
+        workers = 1  # a custom token counter that cannot travel to other processes
+    runner = _Runner(workers, config.batch_size)
+    try:
+        return _clean(docs, lang, config, runner)
+    finally:
+        runner.close()
+
+
+def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _Runner) -> CleaningResult:
     seen_ids: set[str] = set()
     drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
     rejected: list[tuple[int, str, str]] = []  # (row position, reason, detail)
     chunk_rows: list[tuple[int, str, int, int, int, LidResult]] = []
-    boilerplate_lines = ftfy_changed = chars_in = chars_out = 0
 
     def reject(pos: int, reason: str, detail: str) -> None:
         drops[reason] += 1
         rejected.append((pos, reason, detail))
 
-    for pos, (doc_id_raw, raw_text) in enumerate(zip(docs["doc_id"], docs["text"], strict=True)):
+    valid: list[int] = []  # positions with a usable, first-seen doc_id
+    for pos, doc_id_raw in enumerate(docs["doc_id"]):
         doc_id = _as_doc_id(doc_id_raw)
         if not doc_id or doc_id in seen_ids:
             reject(pos, "invalid_doc_id", "doc_id is missing" if not doc_id else f"doc_id {doc_id!r} repeats")
             continue
         seen_ids.add(doc_id)
-        normalised = normalise_text(raw_text, drop_boilerplate=config.remove_boilerplate)
-        text = normalised.text
-        boilerplate_lines += normalised.boilerplate_lines
-        ftfy_changed += normalised.ftfy_changed
-        chars_in += len(raw_text) if isinstance(raw_text, str) else 0
+        valid.append(pos)
 
-        keep, reason = length_filter(text, config)
+    raw_texts = docs["text"].tolist()
+    normalised = list(runner.map(_normalise_batch, [raw_texts[p] for p in valid], config.remove_boilerplate))
+    texts: list[str] = [n.text for n in normalised]
+    for n in normalised:
+        n.text = ""  # the counts stay; the text lives on in ``texts`` only
+
+    furniture_counts: Counter[str] = Counter()
+    furniture_per_doc = [0] * len(valid)
+    recurring_report: dict[str, Any] = {}
+    if config.remove_furniture:
+        texts = _strip_furniture(docs, valid, texts, lang, config, furniture_counts, furniture_per_doc,
+                                 recurring_report)
+
+    # Fingerprints here, in input order: a text seen before needs no language ID in the workers.
+    fingerprints = [text_fingerprint(t) for t in texts]
+    first_seen: set[str] = set()
+    items: list[tuple[str, bool]] = []
+    for text, key in zip(texts, fingerprints, strict=True):
+        items.append((text, key in first_seen))
+        first_seen.add(key)
+    del texts, first_seen
+    exact = ExactDeduplicator()
+    near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
+    chars_out = 0
+    for i, facts in enumerate(runner.map(_facts_batch, items, lang, config)):
+        items[i] = ("", True)  # handed to the checks: memory is released as the corpus is worked through
+        pos, norm = valid[i], normalised[i]
+        keep, reason = facts.length
         if not keep:
-            n_words = len(WORD_RE.findall(text))
             detail = (
-                f"nothing left after cleaning ({normalised.boilerplate_lines} boilerplate lines removed)"
+                f"nothing left after cleaning ({norm.boilerplate_lines} boilerplate lines removed"
+                + (f", {furniture_per_doc[i]} furniture lines" if furniture_per_doc[i] else "") + ")"
                 if reason == "empty_after_cleaning"
-                else f"{len(text)} chars, {n_words} words; minimum {config.min_chars} chars, {config.min_words} words"
+                else f"{facts.n_chars} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
+                f"{config.min_words} words"
             )
             reject(pos, str(reason), detail)
             continue
-        if (first := exact.duplicate_of(doc_id, text)) is not None:
+        doc_id = _as_doc_id(docs["doc_id"].iat[pos])
+        if (first := exact.duplicate_of_fingerprint(doc_id, fingerprints[i])) is not None:
             reject(pos, "exact_duplicate", f"same text as doc_id {first}")
             continue
-        lid = identify(text, lang)
-        if not language_filter(lid, lang, config.min_lid_score)[0]:
+        lid = facts.lid
+        assert lid is not None  # only repeats skip language ID, and a repeat is caught just above
+        if facts.signature is None:  # the language filter failed in the worker
             reject(
                 pos,
                 "wrong_language",
                 f"{lid.method} says {lid.lang} ({lid.score:.2f}); expected {lang.key} with score >= {config.min_lid_score}",
             )
             continue
-        if (match := near.duplicate_of(doc_id, text)) is not None:
+        if (match := near.duplicate_of_signature(doc_id, facts.signature)) is not None:
             reject(pos, "near_duplicate", f"Jaccard ~{match[1]:.2f} with doc_id {match[0]}")
             continue
-        chars_out += len(text)
-        chunks = chunk_text(text, config.max_tokens, count, lang)
-        for index, chunk in enumerate(chunks):
-            chunk_rows.append((pos, chunk, index, len(chunks), count(chunk), lid))
+        chars_out += facts.n_chars
+        for index, (chunk, n_tokens) in enumerate(facts.chunks):
+            chunk_rows.append((pos, chunk, index, len(facts.chunks), n_tokens, lid))
 
     clean = _build_clean(docs, chunk_rows)
     rejects = _build_rejects(docs, rejected)
@@ -226,9 +394,12 @@ def clean_corpus(docs: pd.DataFrame, lang: Language, config: CleaningConfig | No
         "tokens_max_per_chunk": int(n_tokens.max()) if len(clean) else 0,
         "token_budget": config.max_tokens,
         "token_counter": config.counter_name(),
-        "boilerplate_lines_removed": boilerplate_lines,
-        "ftfy_repaired_documents": ftfy_changed,
-        "chars_in": chars_in,
+        "boilerplate_lines_removed": sum(n.boilerplate_lines for n in normalised),
+        "furniture_lines_removed": sum(furniture_counts.values()),
+        "furniture_lines_by_kind": {k: furniture_counts.get(k, 0) for k in FURNITURE_KINDS},
+        "recurring_furniture": recurring_report,
+        "ftfy_repaired_documents": sum(n.ftfy_changed for n in normalised),
+        "chars_in": sum(n.chars_in for n in normalised),
         "chars_kept": chars_out,
         "lid_method": lid_method_for(lang),
         "min_lid_score": config.min_lid_score,
@@ -236,8 +407,40 @@ def clean_corpus(docs: pd.DataFrame, lang: Language, config: CleaningConfig | No
         if len(clean)
         else 0.0,
         "near_duplicate_threshold": config.near_duplicate_threshold,
+        "workers": runner.workers,
     }
     return CleaningResult(clean, rejects, drops, lid_method_for(lang), stats)
+
+
+def _strip_furniture(
+    docs: pd.DataFrame,
+    valid: list[int],
+    texts: list[str],
+    lang: Language,
+    config: CleaningConfig,
+    counts: Counter[str],
+    per_doc: list[int],
+    report: dict[str, Any],
+) -> list[str]:
+    """Texts without service labels (BBC documents) and lines recurring across their source."""
+    furniture_config = config.furniture()
+    sources = [str(s) for s in docs["source"].iloc[valid].fillna("").tolist()]
+    recurring: dict[str, RecurringFurniture] = {}
+    for source in sorted(set(sources)):
+        learnt = learn_recurring((t for t, s in zip(texts, sources, strict=True) if s == source), furniture_config)
+        recurring[source] = learnt
+        if learnt.lines or learnt.prefixes:
+            report[source or "unknown"] = learnt.as_dict()
+    labels = label_matcher(lang.bbc_service)
+    out: list[str] = []
+    for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
+        doc_counts: Counter[str] = Counter()
+        # Service labels are BBC page chrome; Wikipedia may use the same words as real headings.
+        out.append(remove_furniture(text, recurring[source], labels if source == "bbc" else None,
+                                    furniture_config, doc_counts))
+        per_doc[i] = sum(doc_counts.values())
+        counts.update(doc_counts)
+    return out
 
 
 def _build_clean(docs: pd.DataFrame, rows: list[tuple[int, str, int, int, int, LidResult]]) -> pd.DataFrame:

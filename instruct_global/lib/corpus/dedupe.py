@@ -2,19 +2,32 @@
 
 Near duplicates: MinHash over word 5-shingles, candidates from LSH, confirmed by the estimated
 Jaccard similarity so an LSH false positive is never dropped. Seeds and hash functions are fixed,
-so the same input gives the same decisions on every run and machine.
+so the same input gives the same decisions on every run, machine and worker process.
+
+Signatures are computed with numpy in one vectorised pass per document: each distinct word is
+hashed once (CRC-32 of its casefolded UTF-8, cached), a shingle's hash is a polynomial over its
+words' hashes, and datasketch's ``affine32`` permutation scheme (MurmurHash3 finalizer, then
+``a * h + b`` in 32 bits) turns those into the signature. This replaces hashing every shingle
+string with SHA-1 in Python, which was the bulk of near-duplicate detection's cost.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
+from collections.abc import Sequence
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from instruct_global.lib.common.text_tokens import WORD_RE
 
 _SCHEME = "affine32"
 _LSH_RECALL_FACTOR = 0.7
+_ROWS_PER_BLOCK = 2048  # shingles permuted at a time: bounded temporary memory for long texts
+_WORD_CACHE_LIMIT = 1 << 20
+_word_hashes: dict[str, int] = {}
+_POLY = np.uint64(0x100000001B3)  # FNV-64 prime: mixes word hashes in shingle order
 
 
 def text_fingerprint(text: str) -> str:
@@ -29,13 +42,48 @@ def word_shingles(text: str, size: int = 5) -> set[str]:
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
+def _word_hash_array(words: Sequence[str]) -> np.ndarray:
+    cache = _word_hashes
+    if len(cache) > _WORD_CACHE_LIMIT:
+        cache.clear()  # bounded memory over a large corpus
+    for word in set(words).difference(cache):  # most words of a corpus were seen before
+        cache[word] = zlib.crc32(word.casefold().encode("utf-8"))
+    return np.fromiter(map(cache.__getitem__, words), dtype=np.uint64, count=len(words))
+
+
+def shingle_hashes(words: Sequence[str], size: int = 5) -> np.ndarray:
+    """32-bit hashes of the word ``size``-shingles (casefolded), as ``word_shingles`` forms them."""
+    if not words:
+        return np.empty(0, dtype=np.uint32)
+    w = _word_hash_array(words)
+    width = min(size, len(w))
+    n = len(w) - width + 1
+    h = w[:n].copy()
+    for j in range(1, width):
+        h = h * _POLY ^ w[j : j + n]
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return h.astype(np.uint32)
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
 class ExactDeduplicator:
     def __init__(self) -> None:
         self._first: dict[str, str] = {}
 
     def duplicate_of(self, doc_id: str, text: str) -> str | None:
         """The doc_id first seen with this text, or None (and remember this one)."""
-        key = text_fingerprint(text)
+        return self.duplicate_of_fingerprint(doc_id, text_fingerprint(text))
+
+    def duplicate_of_fingerprint(self, doc_id: str, key: str) -> str | None:
         first = self._first.get(key)
         if first is None:
             self._first[key] = doc_id
@@ -43,6 +91,33 @@ class ExactDeduplicator:
 
     def check(self, doc_id: str, text: str) -> tuple[bool, str | None]:
         return (True, None) if self.duplicate_of(doc_id, text) is None else (False, "exact_duplicate")
+
+
+class MinHashSigner:
+    """MinHash signatures of word shingles; what worker processes need (no LSH index)."""
+
+    def __init__(self, num_perm: int = 128, shingle_size: int = 5, seed: int = 1) -> None:
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self.seed = seed
+        # One permutation set for every signature: fixed seed and scheme, computed once, so a
+        # datasketch upgrade that changes its default scheme cannot silently change decisions.
+        self.permutations = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
+        a, b = self.permutations
+        self._a = np.asarray(a, dtype=np.uint32)
+        self._b = np.asarray(b, dtype=np.uint32)
+
+    def signature(self, words: Sequence[str]) -> np.ndarray:
+        """MinHash values (uint32, ``num_perm``) of the word shingles of ``words``."""
+        sig = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        hv = shingle_hashes(words, self.shingle_size)
+        if len(hv):
+            hv = np.unique(hv)  # a set, as the shingles are
+            mixed = _fmix32(hv)
+            for start in range(0, len(mixed), _ROWS_PER_BLOCK):
+                block = mixed[start : start + _ROWS_PER_BLOCK].reshape(-1, 1)
+                np.minimum(sig, (block * self._a + self._b).min(axis=0), out=sig)
+        return sig
 
 
 class NearDeduplicator:
@@ -61,23 +136,31 @@ class NearDeduplicator:
         self._lsh = MinHashLSH(threshold=max(0.05, threshold * _LSH_RECALL_FACTOR), num_perm=num_perm)
         self._hashes: dict[str, MinHash] = {}
         self._order: dict[str, int] = {}
-        # One permutation set for every signature: fixed seed and scheme, computed once, so a
-        # datasketch upgrade that changes its default scheme cannot silently change decisions.
-        self._permutations = MinHash(num_perm=num_perm, seed=seed, scheme=_SCHEME).permutations
+        self._signer = MinHashSigner(num_perm, shingle_size, seed)
+        self._permutations = self._signer.permutations
+
+    def signature(self, words: Sequence[str]) -> np.ndarray:
+        """MinHash values (uint32, ``num_perm``) of the word shingles of ``words``."""
+        return self._signer.signature(words)
+
+    def minhash_of_signature(self, signature: np.ndarray) -> MinHash:
+        return MinHash(
+            num_perm=self.num_perm, seed=self.seed, hashvalues=signature,
+            permutations=self._permutations, scheme=_SCHEME,
+        )
 
     def minhash(self, text: str) -> MinHash:
-        m = MinHash(num_perm=self.num_perm, seed=self.seed, permutations=self._permutations, scheme=_SCHEME)
-        shingles = sorted(word_shingles(text, self.shingle_size))
-        if shingles:
-            m.update_batch([s.encode("utf-8") for s in shingles])
-        return m
+        return self.minhash_of_signature(self.signature(WORD_RE.findall(text)))
 
     def duplicate_of(self, doc_id: str, text: str) -> tuple[str, float] | None:
         """(kept doc_id, estimated Jaccard) of the closest earlier near duplicate, or None.
 
         A document that is not a duplicate is indexed so later ones are compared with it.
         """
-        m = self.minhash(text)
+        return self.duplicate_of_signature(doc_id, self.signature(WORD_RE.findall(text)))
+
+    def duplicate_of_signature(self, doc_id: str, signature: np.ndarray) -> tuple[str, float] | None:
+        m = self.minhash_of_signature(signature)
         best: tuple[str, float] | None = None
         for other in self._lsh.query(m):
             jaccard = float(m.jaccard(self._hashes[other]))

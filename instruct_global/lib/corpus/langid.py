@@ -67,6 +67,9 @@ _WORD = regex.compile(r"[\p{L}\p{M}]+")
 _NOISE = regex.compile(
     r"https?://\S+|www\.\S+|[^\s@]{1,64}@[^\s@]{1,255}|[\p{N}_]+"
 )  # bounded: no backtracking blow-up
+# The same without the e-mail alternative, for text with no "@" (where it can never match and
+# only costs a bounded look-ahead at every character).
+_NOISE_NO_AT = regex.compile(r"https?://\S+|www\.\S+|[\p{N}_]+")
 # Function words that are frequent in any English text and rare as words of the registry's
 # languages; a high share of them means the "script" method is looking at English.
 _ENGLISH_STOPWORD_LIST = (
@@ -149,7 +152,8 @@ def _langid_identifier(key: str):
 
 
 def _prepare(text: str) -> str:
-    text = _NOISE.sub(" ", text[: 4 * _LID_MAX_CHARS])
+    head = text[: 4 * _LID_MAX_CHARS]
+    text = (_NOISE if "@" in head else _NOISE_NO_AT).sub(" ", head)
     if len(text) > _LID_MAX_CHARS:
         cut = text.rfind(" ", 0, _LID_MAX_CHARS)
         text = text[: cut if cut > 0 else _LID_MAX_CHARS]

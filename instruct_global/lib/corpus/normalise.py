@@ -8,17 +8,100 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import ftfy
 import regex
+from ftfy import chardata
+from ftfy.badness import BADNESS_RE, is_bad
 
 from instruct_global.lib.common.text_tokens import WORD_RE
 
 # Keep typographic quotes: they are the author's text, and "uncurling" would change Hausa and
 # Yoruba apostrophes for no benefit.
 _FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC")
+# Characters some ftfy fixer other than mojibake repair acts on (HTML entities, C1 and other
+# control characters, ligatures, full/half width forms, line separators, surrogates, escapes).
+# Text without them and without mojibake (``is_bad``) comes out of ftfy as its NFC form, so the
+# per-line fixer loop is skipped for it; the result is the same string.
+_FTFY_TRIGGER_CHARS = (
+    set(chardata.CONTROL_CHARS) | set(chardata.LIGATURES) | set(chardata.WIDTH_MAP)
+    | {ord(c) for c in "\r\x1b\u2028\u2029\x85"} | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000))
+)  # fmt: skip
+_FTFY_TRIGGERS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FTFY_TRIGGER_CHARS)) + "]")
+# BADNESS_RE has one alternative anchored with ^; ftfy searches it line by line.
+_FTFY_LINE_START_BAD = re.compile(r"^[ÃÂ] ", re.MULTILINE)
+# Letters and marks of ordinary African-language and news text, which mojibake checks should not
+# have to look around (tone-marked vowels, Hausa hooked letters, quotes and dashes).
+_COMMON_CHARS = set(range(0x20, 0x7F)) | {ord(c) for c in "àáèéìíòóùúÀÁÈÉÌÍÒÓÙÚẹọṣẸỌṢ\u0300\u0301\u0323ƙɗɓƘƊƁ’‘“”–—"}
+
+
+def _badness_anchors() -> tuple[re.Pattern[str] | None, int]:
+    """A class of characters every BADNESS_RE match contains, and the longest match.
+
+    Every alternative of ftfy's mojibake pattern has a mandatory character class; taking from
+    each the class with the fewest common characters gives a set such that any match contains
+    one of its characters, and a match is at most ``width`` long. Searching windows of that
+    width around those characters finds exactly what a search of the whole text finds. If the
+    pattern's shape is not understood (another ftfy version), None: search the whole text.
+    """
+    try:
+        import re._constants as c
+        import re._parser as parser
+
+        tree = parser.parse(BADNESS_RE.pattern, BADNESS_RE.flags)
+        width = tree.getwidth()[1]
+        (op, (_, branches)), *rest = list(tree)
+        if op != c.BRANCH or rest or width > 32:
+            return None, 0
+        anchors: set[int] = set()
+        for branch in branches:
+            best: set[int] | None = None
+            for item_op, arg in branch:
+                chars = _item_chars(item_op, arg, c)
+                if chars is not None and (best is None or len(chars & _COMMON_CHARS) < len(best & _COMMON_CHARS)):
+                    best = chars
+            if best is None:
+                return None, 0
+            anchors |= best
+        char_class = "".join(re.escape(chr(x)) for x in sorted(anchors))
+        return re.compile(f"[{char_class}]"), width
+    except Exception:
+        return None, 0
+
+
+def _item_chars(op: object, arg: object, c: object) -> set[int] | None:
+    if op == c.LITERAL:  # type: ignore[attr-defined]
+        return {arg}  # type: ignore[arg-type]
+    if op != c.IN:  # type: ignore[attr-defined]
+        return None  # repeats (possibly zero times), categories, groups: not a mandatory set
+    chars: set[int] = set()
+    for sub_op, sub_arg in arg:  # type: ignore[attr-defined]
+        if sub_op == c.LITERAL:  # type: ignore[attr-defined]
+            chars.add(sub_arg)
+        elif sub_op == c.RANGE:  # type: ignore[attr-defined]
+            chars.update(range(sub_arg[0], sub_arg[1] + 1))
+        else:  # NEGATE, CATEGORY
+            return None
+    return chars
+
+
+_BAD_ANCHORS, _BAD_WIDTH = _badness_anchors()
+
+
+def looks_bad(text: str) -> bool:
+    """``ftfy.badness.is_bad(text)``, searched only around the characters a match needs."""
+    if _BAD_ANCHORS is None:
+        return is_bad(text)
+    search = BADNESS_RE.search
+    reach = _BAD_WIDTH
+    for match in _BAD_ANCHORS.finditer(text):
+        i = match.start()
+        if search(text, max(0, i - reach + 1), i + reach):
+            return True
+    return False
 
 _LETTER = regex.compile(r"\p{L}")
 # Bounded repeats throughout: unbounded ones backtrack quadratically on hostile input
@@ -46,10 +129,16 @@ _WIKI_LIST_MARKER = regex.compile(r"^[*#:;]+\s*", regex.MULTILINE)
 _CITATION_MARK = regex.compile(r"\[(?:\d+|citation needed|edit|nb \d+)\]", regex.IGNORECASE)
 
 # --- whitespace ---------------------------------------------------------------------------
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))  # keep ZWJ/ZWNJ: they spell words
-_LINE_BREAKS = regex.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
-_CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]", regex.V1)
-_HSPACE = regex.compile(r"[\t\p{Zs}]+")
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")  # keep ZWJ/ZWNJ: they spell words
+_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # \p{Cc} less \t and \n
+_WS_TRIGGERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b\u2060\ufeff\u00ad]")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+# \p{Zs} spelt out for the faster `re` engine: U+0020, U+00A0, U+1680, U+2000-U+200A, U+202F,
+# U+205F, U+3000.
+_ZS_NOT_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_HSPACE = re.compile(f"[\t {_ZS_NOT_SPACE}]+")
+_NEEDS_HSPACE = re.compile(f"[\t{_ZS_NOT_SPACE}]|  |^ | $", re.MULTILINE)
 
 # --- boilerplate --------------------------------------------------------------------------
 # Matched as whole words in short lines (casefolded). The service-language strings are our best
@@ -101,6 +190,7 @@ _NAV_RE = _phrase_pattern(_NAV_PHRASES)
 _NOTICE_RE = _phrase_pattern(_NOTICE_PHRASES)
 _COPYRIGHT = regex.compile(r"(?:^|\s)(?:©|\(c\)\s*\d{4})|^\s*copyright\b", regex.IGNORECASE)
 _MENU_SEPARATORS = regex.compile(r"\s*[|•·»›◦▪]\s*")
+_MENU_SEPARATORS_PRESENT = re.compile(r"[|•·»›◦▪]")
 _SENTENCE_END = regex.compile(r"[.!?…:;。።፧؟\"'”’)]\s*$")
 _NAV_MAX_WORDS = 8
 _NOTICE_MAX_WORDS = 45
@@ -156,63 +246,97 @@ def _closing_tag(name: str) -> regex.Pattern[str]:
 
 
 def strip_markup(text: str) -> str:
-    """Remove HTML tags and MediaWiki markup, keeping the visible words."""
-    text = _ELEMENT_SELF_CLOSED.sub(" ", text)
-    text = _drop_spans(text, _ELEMENT_OPEN, _element_closer)
-    text = _HTML_BLOCK_TAG.sub("\n", text)
-    text = _HTML_TAG.sub("", text)
-    text = html.unescape(text)
-    text = _drop_spans(text, _WIKI_TABLE_OPEN, lambda _: _WIKI_TABLE_CLOSE)
-    for _ in range(10):  # nested templates; bounded so hostile input cannot loop long
-        text, n = _WIKI_TEMPLATE.subn("", text)
-        if not n:
-            break
-    for _ in range(5):  # links nested in File: captions resolve inside-out
-        text, n = _WIKI_PLAIN_LINK.subn(lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
-        if not n:
-            break
-    text = _WIKI_NAMESPACED_LINK.sub("", text)
-    text = _WIKI_EXTERNAL_LINK.sub(r"\1", text)
-    text = _WIKI_BARE_EXTERNAL.sub("", text)
-    text = _WIKI_HEADING.sub(r"\2", text)
-    text = _WIKI_EMPHASIS.sub("", text)
-    text = _WIKI_MAGIC.sub("", text)
-    text = _WIKI_LIST_MARKER.sub("", text)
-    return _CITATION_MARK.sub("", text)
+    """Remove HTML tags and MediaWiki markup, keeping the visible words.
+
+    Each pass runs only when the text holds the character its pattern cannot match without
+    (most documents arrive as plain text from the readers), so the result is the same.
+    """
+    if "<" in text:
+        text = _ELEMENT_SELF_CLOSED.sub(" ", text)
+        text = _drop_spans(text, _ELEMENT_OPEN, _element_closer)
+        text = _HTML_BLOCK_TAG.sub("\n", text)
+        text = _HTML_TAG.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if "{|" in text:
+        text = _drop_spans(text, _WIKI_TABLE_OPEN, lambda _: _WIKI_TABLE_CLOSE)
+    if "{{" in text:
+        for _ in range(10):  # nested templates; bounded so hostile input cannot loop long
+            text, n = _WIKI_TEMPLATE.subn("", text)
+            if not n:
+                break
+    if "[[" in text:
+        for _ in range(5):  # links nested in File: captions resolve inside-out
+            text, n = _WIKI_PLAIN_LINK.subn(lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
+            if not n:
+                break
+        text = _WIKI_NAMESPACED_LINK.sub("", text)
+    if "[" in text and "//" in text:
+        text = _WIKI_EXTERNAL_LINK.sub(r"\1", text)
+        text = _WIKI_BARE_EXTERNAL.sub("", text)
+    if "=" in text:
+        text = _WIKI_HEADING.sub(r"\2", text)
+    if "''" in text:
+        text = _WIKI_EMPHASIS.sub("", text)
+    if "__" in text:
+        text = _WIKI_MAGIC.sub("", text)
+    if "*" in text or "#" in text or ":" in text or ";" in text:
+        text = _WIKI_LIST_MARKER.sub("", text)
+    if "[" in text:
+        text = _CITATION_MARK.sub("", text)
+    return text
 
 
 def clean_whitespace(text: str) -> str:
     """One space between words, no trailing spaces, at most one blank line between blocks."""
-    text = _LINE_BREAKS.sub("\n", text).translate(_INVISIBLE)
-    text = _CONTROL.sub("", text)
-    lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
-    out: list[str] = []
-    for line in lines:
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip()
+    if _WS_TRIGGERS.search(text):  # most text has none of these characters
+        text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
+        text = _CONTROL.sub("", text)
+    if _NEEDS_HSPACE.search(text):
+        lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
+        out: list[str] = []
+        for line in lines:
+            if line or (out and out[-1]):
+                out.append(line)
+        return "\n".join(out).strip()
+    # Lines are already stripped and single-spaced: only runs of blank lines can change.
+    return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-def _is_short_plain(line: str) -> bool:
-    return 1 <= len(WORD_RE.findall(line)) <= 3 and not _SENTENCE_END.search(line)
+def _is_short_plain(line: str, n_words: int | None = None) -> bool:
+    n = len(WORD_RE.findall(line)) if n_words is None else n_words
+    return 1 <= n <= 3 and not _SENTENCE_END.search(line)
 
 
-def is_boilerplate_line(line: str) -> bool:
-    """Language-agnostic line tests plus a small multilingual phrase list."""
+def _may_hold_url(text: str) -> bool:
+    # _URL needs "://", "www." (any case) or "@"; most lines have none, and scanning for the
+    # e-mail alternative costs a bounded look-ahead at every character.
+    return "@" in text or "://" in text or "www." in text.lower()
+
+
+def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
+    """Language-agnostic line tests plus a small multilingual phrase list.
+
+    ``n_words`` is the line's WORD_RE count when the caller has it already.
+    """
     stripped = line.strip()
     if not stripped:
         return False
     if not _LETTER.search(stripped):
         return True  # separators, bare numbers, dates, emoji rows
-    n_words = len(WORD_RE.findall(stripped))
-    url_chars = sum(len(m) for m in _URL.findall(stripped))
-    if url_chars / len(stripped) > 0.5:
-        return True
+    if n_words is None:
+        n_words = len(WORD_RE.findall(stripped))
+    if _may_hold_url(stripped):
+        url_chars = sum(len(m) for m in _URL.findall(stripped))
+        if url_chars / len(stripped) > 0.5:
+            return True
     lowered = stripped.casefold()
     if n_words <= _NOTICE_MAX_WORDS and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered)):
         return True
     if n_words <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
         return True
+    if not _MENU_SEPARATORS_PRESENT.search(stripped):
+        return False  # one item: not a menu
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
     return len(items) >= 3 and all(len(WORD_RE.findall(i)) <= 3 for i in items)
 
@@ -226,12 +350,14 @@ def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
 def remove_boilerplate(text: str) -> tuple[str, int]:
     """Drop boilerplate lines and menu blocks; return the text and how many lines went."""
     lines = text.split("\n")
-    drop = [is_boilerplate_line(line) for line in lines]
+    # Words are counted once per line; every test below reuses the count.
+    words = [len(WORD_RE.findall(line)) for line in lines]
+    drop = [is_boilerplate_line(line, n) for line, n in zip(lines, words, strict=True)]
     # Runs of short unpunctuated lines read as navigation menus. A blank line ends a run, so a
     # heading set off after a menu is not swallowed by it.
     run: list[int] = []
     for i, line in enumerate(lines):
-        if line.strip() and _is_short_plain(line) and not drop[i]:
+        if line.strip() and _is_short_plain(line, words[i]) and not drop[i]:
             run.append(i)
             continue
         _drop_menu_run(run, drop)
@@ -247,10 +373,25 @@ def normalise_text(text: object, *, drop_boilerplate: bool = True) -> Normalised
     if text is None or (isinstance(text, float) and text != text):
         return NormalisedText("", 0, False)
     raw = text if isinstance(text, str) else str(text)
-    fixed = ftfy.fix_text(raw, config=_FTFY_CONFIG)
-    ftfy_changed = fixed != unicodedata.normalize("NFC", raw)
+    raw_nfc = _nfc(raw)
+    fixed = raw_nfc if _ftfy_is_noop(raw) else ftfy.fix_text(raw, config=_FTFY_CONFIG)
+    ftfy_changed = fixed != raw_nfc
     cleaned = clean_whitespace(strip_markup(fixed))
     removed = 0
     if drop_boilerplate:
         cleaned, removed = remove_boilerplate(cleaned)
-    return NormalisedText(unicodedata.normalize("NFC", cleaned), removed, ftfy_changed)
+    return NormalisedText(_nfc(cleaned), removed, ftfy_changed)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)  # returns at once when the quick check says NFC
+
+
+def _ftfy_is_noop(text: str) -> bool:
+    """True when ftfy would return the NFC form of ``text`` unchanged (see _FTFY_TRIGGERS)."""
+    return not (
+        _FTFY_TRIGGERS.search(text)
+        or ("&" in text and chardata.HTML_ENTITY_RE.search(text))  # what unescape_html decodes
+        or looks_bad(text)
+        or _FTFY_LINE_START_BAD.search(text)
+    )

@@ -10,21 +10,32 @@ Pure Python; no dagster import.
 from __future__ import annotations
 
 import bz2
-import contextlib
+import itertools
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import mwparserfromhell
 from lxml import etree
-from mwparserfromhell.nodes import Tag, Template, Text, Wikilink
 
-from instruct_global.lib.common.http_fetch import PoliteFetcher, make_doc_id, parse_retry_after, utc_now_iso
+from instruct_global.lib.common.http_fetch import (
+    FetchError,
+    PoliteFetcher,
+    make_doc_id,
+    parse_retry_after,
+    utc_now_iso,
+)
+from instruct_global.lib.corpus.parallel import new_pool, ordered_map, resolve_workers
+from instruct_global.lib.corpus.source_status import SourceUnavailableError
+from instruct_global.lib.corpus.wikitext import (
+    DEFAULT_DROP_PREFIXES,
+    HEADING_MARK,
+    norm_prefix,
+    wikitext_to_text_raw,
+)
 
 SOURCE = "wikipedia"
 LICENSE = "CC BY-SA 4.0"
@@ -189,7 +200,18 @@ class WikipediaApiClient:
             self.stats.api_requests += 1
             # API:Etiquette, not robots.txt, governs api.php (Wikipedia's robots.txt disallows /w/
             # for crawlers); we follow it: identified User-Agent, maxlag, requests in series.
-            result = self.fetcher.get(self.api_url, params=params, check_robots=False)
+            try:
+                result = self.fetcher.get(self.api_url, params=params, check_robots=False)
+            except FetchError as err:
+                # Fail the step (never an empty or partial success), saying what failed and why.
+                attempts = getattr(err, "attempts", 1)
+                why = (
+                    f"API request {self.stats.api_requests} failed for good after {self.stats.yielded} "
+                    f"articles ({attempts} attempt{'s' if attempts != 1 else ''})"
+                )
+                raise SourceUnavailableError(
+                    f"Wikipedia API {self.api_url}", why, {err.reason: attempts}, str(err)
+                ) from err
             try:
                 data = json.loads(result.text)
             except ValueError as err:
@@ -241,21 +263,18 @@ def iter_api_articles(
 # (b) XML dump (<wiki>-pages-articles.xml.bz2, single- or multistream)
 # ---------------------------------------------------------------------------------------------
 
-# Tags whose content is never article prose.
-_DROP_TAGS = frozenset(
-    {
-        "ref", "references", "table", "gallery", "imagemap", "timeline", "graph", "math", "chem",
-        "score", "syntaxhighlight", "source", "templatestyles", "mapframe", "maplink", "noinclude",
-    }
-)  # fmt: skip
 # Canonical names of the File (6), Media (-2) and Category (14) namespaces; localised names come from
 # the dump's <siteinfo>.
-_DEFAULT_DROP_PREFIXES = frozenset({"file", "image", "media", "category"})
+_DEFAULT_DROP_PREFIXES = DEFAULT_DROP_PREFIXES
 _DROP_NAMESPACES = frozenset({-2, 6, 14})
-_LANG_PREFIX = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
-_HEADING_MARK = "\x00H"
+_HEADING_MARK = HEADING_MARK
+_HSPACE = re.compile(r"[ \t\u00a0]+")
+_SPACE_BEFORE_PUNCT = re.compile(r" +([.,;:!?])")
 _READ_CHUNK = 1 << 16
+# Pages are handed to worker processes in batches of about this much wikitext, a bounded number
+# per worker at a time (lib/corpus/parallel.py), so memory stays flat over the dump.
+_BATCH_BYTES = 1 << 20
 
 
 @dataclass
@@ -271,54 +290,24 @@ class DumpStats:
 
 
 def wikitext_to_text(wikitext: str, drop_link_prefixes: Iterable[str] = _DEFAULT_DROP_PREFIXES) -> str:
-    """Plain prose from wikitext: no templates, refs, tables, files, categories or interlanguage links."""
-    prefixes = {_norm_prefix(p) for p in drop_link_prefixes}
-    code = mwparserfromhell.parse(wikitext)
-    doomed = [node for node in code.filter(recursive=True) if _is_non_prose(node, prefixes)]
-    for node in doomed:
-        with contextlib.suppress(ValueError):  # already gone with an enclosing node
-            code.remove(node)
-    for heading in code.filter_headings(recursive=True):
-        title = heading.title.strip_code().strip()
-        with contextlib.suppress(ValueError):
-            code.replace(heading, Text(f"\n{_HEADING_MARK}{title}\n"))
-    text = code.strip_code(normalize=True, collapse=True)
-    return _tidy_text(text)
+    """Plain prose from wikitext: no templates, refs, tables, files, categories or interlanguage links.
 
-
-def _is_non_prose(node: Any, prefixes: set[str]) -> bool:
-    if isinstance(node, Template):
-        return True
-    if isinstance(node, Tag):
-        return str(node.tag).strip().lower() in _DROP_TAGS
-    return isinstance(node, Wikilink) and _is_non_prose_link(node, prefixes)
-
-
-def _is_non_prose_link(link: Wikilink, prefixes: set[str]) -> bool:
-    title = str(link.title).strip()
-    if title.startswith(":"):  # [[:Category:X]] is a visible link
-        return False
-    prefix, sep, _ = title.partition(":")
-    if not sep:
-        return False
-    prefix = _norm_prefix(prefix)
-    if prefix in prefixes:
-        return True
-    # Interlanguage links ([[en:Ibadan]]) render nowhere in the article body.
-    return link.text is None and bool(_LANG_PREFIX.match(prefix))
+    Linear in the length of the page (see ``lib/corpus/wikitext.py``).
+    """
+    return _tidy_text(wikitext_to_text_raw(wikitext, drop_link_prefixes))
 
 
 def _norm_prefix(prefix: str) -> str:
-    # Dumps and editors may mix composed and decomposed diacritics (Ẹ̀ka); compare one form.
-    return unicodedata.normalize("NFC", prefix.strip().replace("_", " ")).casefold()
+    return norm_prefix(prefix)
 
 
 def _tidy_text(text: str) -> str:
     """Collapse whitespace, drop magic words and headings of sections that ended up empty."""
     lines: list[str] = []
     for raw in _MAGIC_WORD.sub("", text).splitlines():
-        line = re.sub(r"[ \t\u00a0]+", " ", raw).strip()
-        line = re.sub(r" +([.,;:!?])", r"\1", line)
+        line = _HSPACE.sub(" ", raw).strip()
+        if " " in line:
+            line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
         if line:
             lines.append(line)
     kept: list[str] = []
@@ -332,6 +321,23 @@ def _tidy_text(text: str) -> str:
     return "\n".join(kept).strip()
 
 
+@dataclass(frozen=True)
+class _DumpPage:
+    title: str
+    ns: str | None
+    page_id: int | None
+    redirect: bool
+    wikitext: str
+
+
+@dataclass(frozen=True)
+class _SiteContext:
+    lang: str
+    wiki: str
+    url_base: str | None
+    drop_prefixes: frozenset[str]
+
+
 def iter_dump_articles(
     path: str | Path,
     lang: str,
@@ -339,11 +345,16 @@ def iter_dump_articles(
     *,
     wiki: str | None = None,
     stats: DumpStats | None = None,
+    workers: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Stream articles from a ``pages-articles.xml.bz2`` dump with flat memory.
 
     Skips redirects, pages outside namespace 0 and pages whose text is empty after cleaning.
     The article URL base comes from the dump's <siteinfo><base> (``wiki`` overrides it).
+
+    ``workers`` > 1 converts wikitext in that many processes (0: one per CPU) while this process
+    decompresses and parses the XML; rows come out in dump order either way, and at most a few
+    batches of pages per worker are in flight, so memory does not grow with the dump.
 
     A truncated or corrupt dump yields every complete article before the damage and then raises
     ``DumpError`` naming the file and the count read, so a consumer can never mistake a partial
@@ -353,15 +364,53 @@ def iter_dump_articles(
     stats = stats if stats is not None else DumpStats()
     if max_articles is not None and max_articles <= 0:
         return
+    workers = resolve_workers(workers)
+    pages = _iter_dump_pages(path, wiki, lang)
+    if workers == 1:
+        results: Iterator[tuple[str, dict[str, Any] | None]] = (
+            _convert_page(page, site) for site, page in pages
+        )
+    else:
+        results = _convert_in_pool(pages, workers)
+    try:
+        for outcome, row in results:
+            stats.pages_seen += 1
+            if row is None:
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+                continue
+            yield row
+            stats.yielded += 1
+            if max_articles is not None and stats.yielded >= max_articles:
+                return
+    except _DumpReadError as err:
+        raise DumpError(path, stats.yielded, err.detail) from err.__cause__
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
+class _DumpReadError(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _iter_dump_pages(path: Path, wiki: str | None, lang: str) -> Iterator[tuple[_SiteContext, _DumpPage]]:
+    """(site, page) for every <page> of the dump, in order; read errors as ``_DumpReadError``."""
     url_base: str | None = f"https://{wiki}.wikipedia.org/wiki/" if wiki else None
     wiki_code = wiki
     drop_prefixes = set(_DEFAULT_DROP_PREFIXES)
+    site: _SiteContext | None = None
     try:
         with bz2.open(path, "rb") as stream:
             # A pull parser fed with read1() chunks sees every byte that decompressed before any
             # damage, so all complete pages are yielded before the error. huge_tree: single
-            # revisions can exceed libxml2's 10 MB text-node default.
-            parser = etree.XMLPullParser(events=("end",), huge_tree=True, resolve_entities=False)
+            # revisions can exceed libxml2's 10 MB text-node default. Only <siteinfo> and <page>
+            # end events are reported; their children are read from the finished element.
+            parser = etree.XMLPullParser(
+                events=("end",), tag=("{*}siteinfo", "{*}page"), huge_tree=True, resolve_entities=False
+            )
             while True:
                 chunk = stream.read1(_READ_CHUNK)
                 if chunk:
@@ -369,27 +418,25 @@ def iter_dump_articles(
                 else:
                     parser.close()  # raises if the XML stopped mid-document
                 for _, elem in parser.read_events():
-                    local = etree.QName(elem).localname
-                    if local == "siteinfo":
+                    if etree.QName(elem).localname == "siteinfo":
                         site_base, dbname, names = _read_siteinfo(elem)
                         drop_prefixes |= names
                         if url_base is None and site_base:
                             url_base = site_base
                         if wiki_code is None:
                             wiki_code = _wiki_from(site_base, dbname, path)
-                        _release(elem)
-                    elif local == "page":
-                        row = _page_to_row(elem, lang, wiki_code or "", url_base, drop_prefixes, stats)
-                        _release(elem)
-                        if row is not None:
-                            yield row
-                            stats.yielded += 1
-                            if max_articles is not None and stats.yielded >= max_articles:
-                                return
+                        site = None
+                    else:
+                        if site is None:
+                            site = _SiteContext(
+                                lang, wiki_code or _wiki_from(None, None, path), url_base, frozenset(drop_prefixes)
+                            )
+                        yield site, _read_page(elem)
+                    _release(elem)
                 if not chunk:
                     return
     except (EOFError, OSError, etree.XMLSyntaxError) as err:
-        raise DumpError(path, stats.yielded, f"{type(err).__name__}: {err}") from err
+        raise _DumpReadError(f"{type(err).__name__}: {err}") from err
 
 
 def _release(elem: etree._Element) -> None:
@@ -434,15 +481,7 @@ def _wiki_from(site_base: str | None, dbname: str | None, path: Path) -> str:
     return name.removesuffix("wiki").replace("_", "-")
 
 
-def _page_to_row(
-    page: etree._Element,
-    lang: str,
-    wiki: str,
-    url_base: str | None,
-    drop_prefixes: set[str],
-    stats: DumpStats,
-) -> dict[str, Any] | None:
-    stats.pages_seen += 1
+def _read_page(page: etree._Element) -> _DumpPage:
     title = ""
     ns = None
     page_id: int | None = None
@@ -461,15 +500,74 @@ def _page_to_row(
         elif local == "revision":
             # pages-articles holds one revision per page; the last one wins if there are more
             wikitext = _child_text(child, "text") or ""
-    if ns not in (None, "0"):
-        stats.other_namespace += 1
-        return None
-    if redirect:
-        stats.redirects += 1
-        return None
-    text = wikitext_to_text(wikitext, drop_prefixes)
+    return _DumpPage(title, ns, page_id, redirect, wikitext)
+
+
+def _convert_page(page: _DumpPage, site: _SiteContext) -> tuple[str, dict[str, Any] | None]:
+    """("yielded", row) or (the DumpStats counter that explains why not, None)."""
+    if page.ns not in (None, "0"):
+        return "other_namespace", None
+    if page.redirect:
+        return "redirects", None
+    text = wikitext_to_text(page.wikitext, site.drop_prefixes)
     if not text:
-        stats.empty_text += 1
-        return None
-    url = article_url(wiki, title, url_base)
-    return _row(lang, wiki, url, title, text, page_id)
+        return "empty_text", None
+    url = article_url(site.wiki, page.title, site.url_base)
+    return "yielded", _row(site.lang, site.wiki, url, page.title, text, page.page_id)
+
+
+def _convert_batch(site: _SiteContext, batch: list[_DumpPage]) -> list[tuple[str, dict[str, Any] | None]]:
+    return [_convert_page(page, site) for page in batch]
+
+
+def _page_batches(
+    pages: Iterator[tuple[_SiteContext, _DumpPage]],
+) -> Iterator[tuple[_SiteContext, list[_DumpPage]]]:
+    """Consecutive pages of one site context, about ``_BATCH_BYTES`` of wikitext per batch."""
+    batch: list[_DumpPage] = []
+    size = 0
+    site: _SiteContext | None = None
+    try:
+        for page_site, page in pages:
+            if site is not None and page_site is not site and batch:
+                yield site, batch
+                batch, size = [], 0
+            site = page_site
+            batch.append(page)
+            size += len(page.wikitext) + 256
+            if size >= _BATCH_BYTES:
+                yield site, batch
+                batch, size = [], 0
+    except _DumpReadError:
+        if batch and site is not None:  # the complete pages before the damage still count
+            yield site, batch
+        raise
+    if batch and site is not None:
+        yield site, batch
+
+
+def _convert_in_pool(
+    pages: Iterator[tuple[_SiteContext, _DumpPage]], workers: int
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Convert batches in ``workers`` processes; results in dump order, a bounded number in flight.
+
+    A dump that fits in one batch is converted here: starting processes would cost more.
+    """
+    batches = _page_batches(pages)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None:
+        yield from _convert_site_batch(first)
+        return
+    pool = new_pool(workers)
+    try:
+        yield from ordered_map(pool, _convert_site_batch, itertools.chain((first, second), batches), workers)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _convert_site_batch(item: tuple[_SiteContext, list[_DumpPage]]) -> list[tuple[str, dict[str, Any] | None]]:
+    site, batch = item
+    return _convert_batch(site, batch)

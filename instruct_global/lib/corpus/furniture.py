@@ -1,0 +1,149 @@
+"""Page furniture found by corpus statistics: what recurs across many documents of one source.
+
+An article's own sentences do not repeat across dozens of other articles; image credits, video
+notes ("Danna lasifikar da ke sama domin kallon bidiyon"), related-stories headers and byline
+labels do. Two statistics per source (one language partition at a time):
+
+- recurring lines: a line (compared casefolded, NFC) found in at least ``min_docs`` documents
+  and at least ``min_share`` of the source's documents;
+- recurring prefixes: the words before the first comma or colon of a short line
+  (``Asalin hoton``, ``Àwọn iròyin tì ẹ leè ní ìfẹ̀ síí``), with the same thresholds; a short line
+  that starts with such a prefix is furniture whatever follows it (``Asalin hoton, Reuters``,
+  ``Asalin hoton, Getty Images``).
+
+Exact duplicate documents count once, so a copied article cannot make its own lines look like
+furniture. Pure Python; no dagster import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from instruct_global.lib.corpus.bbc_labels import LabelMatcher
+
+_PREFIX_SEPARATORS = (",", ":", "፣", "፡", "：")
+
+
+def _key(line: str) -> str:
+    """``line_key`` without the NFC step: cleaning hands over NFC text, and learning and removal
+    both use this one form, so they agree."""
+    return " ".join(line.casefold().split()).replace("’", "'").rstrip(" :：፡")
+
+
+@dataclass(frozen=True)
+class FurnitureConfig:
+    min_docs: int = 10  # a line must recur in at least this many documents ...
+    min_share: float = 0.05  # ... and in at least this share of the source's documents
+    max_prefix_words: int = 6  # a prefix is at most this many words
+    max_line_words: int = 16  # prefixes are learnt from, and applied to, lines this short
+
+    def __post_init__(self) -> None:
+        if self.min_docs < 2:
+            raise ValueError(f"furniture min_docs must be >= 2, got {self.min_docs}")
+        if not 0.0 < self.min_share <= 1.0:
+            raise ValueError(f"furniture min_share must be in (0, 1], got {self.min_share}")
+
+
+def line_prefix(key: str, max_words: int) -> str | None:
+    """The words before the first comma/colon of a line key, if there are 1..max_words of them."""
+    cut = min((i for i in (key.find(s) for s in _PREFIX_SEPARATORS) if i > 0), default=-1)
+    if cut <= 0 or cut >= len(key) - 1:
+        return None
+    prefix = key[:cut].strip()
+    if not prefix or len(prefix.split()) > max_words:
+        return None
+    return prefix
+
+
+@dataclass
+class RecurringFurniture:
+    """The recurring lines and prefixes of one source."""
+
+    documents: int = 0
+    lines: dict[str, int] = field(default_factory=dict)  # key -> documents it occurs in
+    prefixes: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self, top: int = 10) -> dict[str, object]:
+        def best(counts: dict[str, int]) -> list[list[object]]:
+            return [[k, n] for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+        return {"documents": self.documents, "lines": best(self.lines), "prefixes": best(self.prefixes)}
+
+
+def learn_recurring(texts: Iterable[str], config: FurnitureConfig) -> RecurringFurniture:
+    """Recurring lines and prefixes over one source's documents (exact duplicates count once)."""
+    line_docs: Counter[str] = Counter()
+    prefix_docs: Counter[str] = Counter()
+    seen: set[bytes] = set()
+    documents = 0
+    for text in texts:
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        documents += 1
+        keys = {_key(line) for line in text.split("\n")}
+        keys.discard("")
+        line_docs.update(keys)
+        prefix_docs.update(
+            {
+                p
+                for k in keys
+                if k.count(" ") < config.max_line_words
+                and (p := line_prefix(k, config.max_prefix_words)) is not None
+            }
+        )
+    needed = max(config.min_docs, config.min_share * documents)
+    return RecurringFurniture(
+        documents=documents,
+        lines={k: n for k, n in line_docs.items() if n >= needed},
+        prefixes={k: n for k, n in prefix_docs.items() if n >= needed},
+    )
+
+
+FURNITURE_KINDS = ("service_label", "recurring_line", "recurring_prefix")
+
+
+def furniture_kind(
+    line: str, recurring: RecurringFurniture | None, labels: LabelMatcher | None, config: FurnitureConfig
+) -> str | None:
+    """Why ``line`` is furniture (one of FURNITURE_KINDS), or None when it is text."""
+    if labels is not None and labels.is_furniture(line):
+        return "service_label"
+    if recurring is None or not (recurring.lines or recurring.prefixes):
+        return None
+    key = _key(line)
+    if not key:
+        return None
+    if key in recurring.lines:
+        return "recurring_line"
+    if recurring.prefixes and key.count(" ") < config.max_line_words:
+        prefix = line_prefix(key, config.max_prefix_words)
+        if prefix is not None and prefix in recurring.prefixes:
+            return "recurring_prefix"
+    return None
+
+
+def remove_furniture(
+    text: str,
+    recurring: RecurringFurniture | None,
+    labels: LabelMatcher | None,
+    config: FurnitureConfig,
+    counts: Counter[str] | None = None,
+) -> str:
+    """``text`` without its furniture lines; what went is added to ``counts`` by kind."""
+    kept: list[str] = []
+    for line in text.split("\n"):
+        kind = furniture_kind(line, recurring, labels, config) if line.strip() else None
+        if kind is None:
+            kept.append(line)
+        elif counts is not None:
+            counts[kind] += 1
+    out: list[str] = []
+    for line in kept:  # no runs of blank lines where furniture stood
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    return "\n".join(out).strip()
