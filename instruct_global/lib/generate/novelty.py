@@ -27,10 +27,12 @@ as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score a
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize
 
@@ -39,6 +41,11 @@ from instruct_global.lib.common.text_tokens import rouge_tokenize
 _MARGIN = 1e-9
 # Kept-set size of the first re-ranking by frequency; later ones happen at each doubling.
 _FIRST_REINDEX = 32
+# Elements in at most this many kept texts (at the last re-indexing) are rare: a signature they
+# start is a pair, where common ones start triples.
+_RARE_DOC_FREQ = 40
+# Most signatures one kept text may list; longer prefixes use smaller subsets.
+_MAX_SIGNATURES = 100
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
@@ -145,14 +152,15 @@ class NoveltyFilter:
         self._rank: list[int] = []
         self._next_fresh_rank = -1
         self._next_reindex = _FIRST_REINDEX
-        # element id -> kept length n -> (texts, ends): positions of the kept texts of n tokens
-        # with the element in their index prefix, sorted by where it sits there (j); ends[j] is
-        # how many sit at j or earlier (all of them past the end of ends).
-        self._postings: dict[int, dict[int, tuple[list[int], list[int]]]] = {}
-        # Length bounds and minimal overlaps, cached by length / by m + n.
+        # Elements ranked below this count as rare (see _signature_keys).
+        self._rare_below = 0
+        # Hashed signature -> positions of the kept texts that list it.
+        self._buckets: dict[int, list[int]] = {}
+        # Length bounds, minimal overlaps and signature shapes, cached by length / by m + n.
         self._min_overlap: list[int] = []
         self._length_ranges: dict[int, tuple[int, int]] = {}
-        self._probe_plans: dict[int, tuple[int, list[int]]] = {}
+        self._shapes: list[tuple[int, int]] = []
+        self._groups: dict[int, list[tuple[int, int]]] = {}
 
     @property
     def threshold(self) -> float:
@@ -210,7 +218,7 @@ class NoveltyFilter:
         return NoveltyCheck(novel=not best > self._threshold, max_score=best, exact=exact)
 
     def _indexed_max(self, prepared: _Prepared) -> float:
-        """Highest F among kept texts that survive length, prefix and overlap filtering."""
+        """Highest F among kept texts that share a signature with the probe and pass the overlap bound."""
         m = len(prepared.tokens)
         if m == 0 or not self._lengths:
             return 0.0
@@ -222,66 +230,81 @@ class NoveltyFilter:
         return self._verify(prepared.tokens, frozenset(known), candidates)
 
     def _probe(self, known: list[int], m: int) -> set[int]:
-        """Kept texts sharing enough prefix elements with the probe to possibly pass."""
-        lo, plan = self._probe_plan(m)
-        self._extend_min_overlap(m + self._max_len)
-        min_overlap = self._min_overlap
-        longest = self._max_len
-        once: set[int] = set()
+        """Kept texts sharing a signature with the probe: every text that can score above the bound."""
+        # Unseen elements are in no kept text: counted as first in the probe's order, they take
+        # prefix positions without opening signatures (the tightest choice, still exact).
+        unseen = m - len(known)
+        buckets = self._buckets
         candidates: set[int] = set()
-        postings = self._postings
-        # Unseen elements rank first and have no postings, but still take prefix positions.
-        for element, end in zip(known, plan[m - len(known) :], strict=False):
-            by_length = postings.get(element)
-            if by_length is None:
-                continue
-            end = min(end, longest + 1)
-            if len(by_length) <= end - lo:  # rare elements: few lengths to look at
-                groups = [(n, p) for n, p in by_length.items() if lo <= n < end]
-            else:
-                groups = [(n, p) for n in range(lo, end) if (p := by_length.get(n)) is not None]
-            for n, (texts, ends) in groups:
-                # A pair needing `need` >= 2 shared elements shares two within the first
-                # n - need + 2 elements of the kept text's prefix: later ones are skipped.
-                cap = n - min_overlap[m + n] + 2
-                # Texts are sorted by where the element sits in their prefix: take the leading ones.
-                cut = ends[cap - 1] if cap <= len(ends) else len(texts)
-                if cut == 0:
-                    continue
-                hits = texts[:cut] if cut < len(texts) else texts
-                if cap > n:  # need == 1: a single shared element can be enough for this pair
-                    candidates.update(hits)
-                else:
-                    # Each text is listed once per element: meeting it again means two shared.
-                    candidates.update(once.intersection(hits))
-                    once.update(hits)
+        for need, size in self._probe_groups(m):
+            for key in self._signature_keys(known, unseen, m, need, size):
+                bucket = buckets.get(key)
+                if bucket is not None:
+                    candidates.update(bucket)
         return candidates
 
-    def _probe_plan(self, m: int) -> tuple[int, list[int]]:
-        """Shortest admissible kept length, and per probe prefix position i the end (exclusive)
-        of the kept lengths worth looking up there.
+    def _signature_keys(self, elements: list[int], unseen: int, length: int, need: int, size: int) -> list[int]:
+        """Hashed signatures of a text of ``length`` tokens whose known elements, in rank order, are
+        ``elements`` (after ``unseen`` elements no kept text has), against partners needing at
+        least ``need`` shared elements, for partners whose lengths use signatures of ``size``.
 
-        A pair needing ``need`` >= 2 shared elements shares two within the first ``m - need + 2``
-        probe elements, so later probe positions serve only shorter partners (``need`` grows with
-        the partner's length). Pairs needing a single shared element are looked up everywhere.
+        Two texts sharing c >= need elements have their j-th common element (in rank order)
+        within the first ``length - need + j`` elements of each. The signature of a pair is the
+        set of its first s common elements, s = ``size``, or at most 2 when the first of them is
+        rare (its pairs are already rare), so both texts list it: each text lists, for every
+        element that can be first, the s-subsets it starts within that prefix.
         """
-        cached = self._probe_plans.get(m)
+        rank = self._rank
+        rare_below = self._rare_below
+        keys: list[int] = []
+        first_end = min(length - need + 1 - unseen, len(elements))
+        for i in range(first_end):
+            e = elements[i]
+            s = 2 if size == 3 and rank[e] < rare_below else size
+            if s == 1:
+                keys.append(hash((e,)))
+                continue
+            rest = elements[i + 1 : length - need + s - unseen]
+            if s == 2:
+                keys.extend([hash((e, f)) for f in rest])
+            else:
+                keys.extend([hash((e, *pair)) for pair in combinations(rest, 2)])
+        return keys
+
+    def _probe_groups(self, m: int) -> list[tuple[int, int]]:
+        """(need, signature size) per group of kept lengths a probe of ``m`` tokens must meet.
+
+        Kept texts of one signature size are met with the smallest ``need`` among their
+        admissible lengths, i.e. that of the shortest one, since ``need`` grows with length.
+        """
+        cached = self._groups.get(m)
         if cached is not None:
             return cached
         lo, hi = self._length_range(m)
-        plan = []
-        for i in range(self._prefix_length(m)):
-            # Largest n in [lo, hi] with need(m + n) <= m - i + 1, by bisection (need is monotone).
-            below, above = lo - 1, hi + 1
-            while above - below > 1:
-                mid = (below + above) // 2
-                if self._min_overlap_at(m + mid) <= m - i + 1:
-                    below = mid
-                else:
-                    above = mid
-            plan.append(below + 1)
-        self._probe_plans[m] = (lo, plan)
-        return lo, plan
+        shortest: dict[int, int] = {}
+        for n in range(lo, min(hi, self._max_len) + 1):
+            shortest.setdefault(self._shape(n)[1], n)
+        groups = [(self._min_overlap_at(m + n), size) for size, n in shortest.items()]
+        self._groups[m] = groups
+        return groups
+
+    def _shape(self, n: int) -> tuple[int, int]:
+        """(need, signature size) a kept text of ``n`` tokens is indexed with.
+
+        ``need`` is the fewest shared elements over all admissible partners (that of the
+        shortest one). The size is 3 where it fits: a triple of common words is far rarer
+        than one or two of them. It drops where fewer shared elements are needed, or where a
+        long prefix would make too many subsets.
+        """
+        while len(self._shapes) <= n:
+            length = len(self._shapes)
+            lo, _ = self._length_range(length) if length else (0, 0)
+            need = self._min_overlap_at(length + lo)
+            size = min(3, need)
+            while size > 1 and math.comb(length - need + size, size) > _MAX_SIGNATURES:
+                size -= 1
+            self._shapes.append((need, size))
+        return self._shapes[n]
 
     def _verify(self, tokens: list[str], element_set: frozenset[int], candidates: set[int]) -> float:
         m = len(tokens)
@@ -289,11 +312,14 @@ class NoveltyFilter:
         min_overlap = self._min_overlap
         masks = lcs_masks(tokens)
         best = 0.0
+        lengths = self._lengths
+        element_sets = self._element_sets
+        kept_tokens = self._tokens
         for j in candidates:
-            n = self._lengths[j]
-            if len(element_set & self._element_sets[j]) < min_overlap[m + n]:
+            n = lengths[j]
+            if len(element_set & element_sets[j]) < min_overlap[m + n]:
                 continue
-            score = rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, n)
+            score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, n)
             if score > best:
                 best = score
         return best
@@ -337,39 +363,40 @@ class NoveltyFilter:
         self._tokens.append(prepared.tokens)
         self._element_sets.append(frozenset(element_ids))
         self._lengths.append(m)
-        self._max_len = max(self._max_len, m)
+        if m > self._max_len:
+            self._max_len = m
+            self._groups = {}  # longer kept texts: probes may need new length groups
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
         else:
             self._index(position, element_ids)
 
     def _index(self, position: int, element_ids: list[int]) -> None:
-        m = len(element_ids)
-        if m == 0:
+        n = len(element_ids)
+        if n == 0:
             return
-        prefix = sorted(element_ids, key=self._rank.__getitem__)[: self._prefix_length(m)]
-        for j, element in enumerate(prefix):
-            by_length = self._postings.setdefault(element, {})
-            posting = by_length.get(m)
-            if posting is None:
-                by_length[m] = ([position], [0] * j + [1])
-                continue
-            texts, ends = posting
-            if len(ends) <= j:
-                ends.extend([len(texts)] * (j + 1 - len(ends)))
-            texts.insert(ends[j], position)
-            for k in range(j, len(ends)):
-                ends[k] += 1
+        need, size = self._shape(n)
+        elements = sorted(element_ids, key=self._rank.__getitem__)
+        buckets = self._buckets
+        for key in self._signature_keys(elements, 0, n, need, size):
+            bucket = buckets.get(key)
+            if bucket is None:
+                buckets[key] = [position]
+            elif bucket[-1] != position:  # a hash collision within one text lists it once
+                bucket.append(position)
 
     def _reindex(self) -> None:
-        """Re-rank elements rarest first by current frequencies and rebuild the prefix index."""
-        order = sorted(range(len(self._doc_freq)), key=self._doc_freq.__getitem__)
+        """Re-rank elements rarest first by current frequencies and rebuild the signature index."""
+        doc_freq = self._doc_freq
+        order = sorted(range(len(doc_freq)), key=doc_freq.__getitem__)
         rank = [0] * len(order)
         for r, e in enumerate(order):
             rank[e] = r
         self._rank = rank
+        # Ranks below this are rare; fresh elements (negative ranks) count as rare too.
+        self._rare_below = bisect.bisect_right([doc_freq[e] for e in order], _RARE_DOC_FREQ)
         self._next_fresh_rank = -1
-        self._postings = {}
+        self._buckets = {}
         for position, element_set in enumerate(self._element_sets):
             self._index(position, list(element_set))
         self._next_reindex = 2 * len(self._lengths)
@@ -406,10 +433,3 @@ class NoveltyFilter:
                 hi -= 1
         self._length_ranges[m] = (lo, hi)
         return lo, hi
-
-    def _prefix_length(self, m: int) -> int:
-        """Prefix size that two texts of m and any admissible n tokens must share within."""
-        lo, _ = self._length_range(m)
-        # Texts sharing `need` >= 2 elements share their first two common ones, and both lie
-        # within the first len - need + 2 elements of each text.
-        return min(m, m - self._min_overlap_at(m + lo) + 2)
