@@ -10,18 +10,30 @@ Why pruning is exact. With m and n tokens and LCS length L, ROUGE-L F = 2L/(m+n)
 the multiset overlap of the two token lists, and at most min(m, n). So a kept text can exceed a
 threshold t only if its length is within bounds set by m (length filter) and it shares at least
 ``need(m + n)``, the least integer above t(m+n)/2, tokens with the candidate. Treating a token's
-k-th occurrence as the element (token, k) turns multiset overlap into plain set overlap, so the
-prefix filter of set-similarity joins applies: sort each text's elements in one global order;
-two texts sharing ``need >= 2`` elements share their first two common ones, and both lie within
-the first ``len - need + 2`` elements of each text. Only those prefixes are indexed (with each
-element's position) and probed, and a kept text is verified only when met twice: near misses
-that share a single rare-ish word are dropped by set operations, in C. (Pairs with ``need == 1``,
-very short texts or tiny thresholds, become candidates on one shared element.) Rarest-first
-order keeps prefixes made of rare elements, whose postings stay short. The order is document
-frequency among kept texts, frozen between re-indexings (at each doubling of the kept set): any
-fixed total order keeps the filter exact, the frequencies only make it fast. Elements first seen
-after the last re-indexing rank before all others, which extends the frozen order without moving
-anything already indexed. Survivors get an exact bit-parallel LCS and the same float arithmetic
+k-th occurrence as the element (token, k) turns multiset overlap into plain set overlap.
+
+Candidates come from signatures, sets of elements rarer than any single word. Sort each text's
+elements in one global order (rarest first). Two texts sharing c >= need elements have their j-th
+common element within the first ``len - need + j`` elements of each text, so the set of their
+first s common elements (s <= need) is among the s-subsets of those prefixes that each text
+lists. s is 3 (a triple of common words is rare even when every word is common, as in templated
+text from a small model), 2 when the first element is itself rare, and less only where ``need``
+or a long prefix asks for it. A kept text lists its subsets once, hashed to 64 bits, in a
+compact sorted index (``signature_index``); a hash collision only adds a candidate.
+
+Prefixes depend on ``need``, which depends on both lengths. The shorter text of a pair needs the
+shorter prefix, and one short prefix per pair is what keeps out texts that share only common
+words late in a long prefix. So a kept text of n tokens marks the subsets within its tight
+prefix (for partners at least as long, ``need >= need(2n)``) apart from the rest of its loose
+prefix (for shorter partners): probes no shorter than it look up tight subsets only, with their
+own long prefix; shorter probes look up both, with their own short prefix.
+
+The order is document frequency among kept texts, frozen between re-indexings (at each doubling
+of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
+fast. Elements first seen after the last re-indexing rank before all others, which extends the
+frozen order without moving anything already indexed. Candidates then get their exact multiset
+overlap in one vectorised pass, and those that can still exceed the bound an exact bit-parallel
+LCS, best bound first, until no bound can beat the best score found; the same float arithmetic
 as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
@@ -34,7 +46,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
+import numpy as np
+
 from instruct_global.lib.common.text_tokens import rouge_tokenize
+from instruct_global.lib.generate.signature_index import SignatureIndex
 
 # Bounds are loosened by this much so float rounding in rouge-score's F-measure (a few ulps)
 # can never turn a pruned pair into one that exceeds the threshold.
@@ -45,10 +60,13 @@ _FIRST_REINDEX = 32
 # start is a pair, where common ones start triples.
 _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
-_MAX_SIGNATURES = 100
+_MAX_SIGNATURES = 120
+# Up to this many candidates go straight to the LCS; more get the vectorised overlap bound first.
+_DIRECT_LCS = 8
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
+_TIGHT, _LOOSE = 0, 1  # signature tags (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +159,14 @@ class NoveltyFilter:
         self._tokenize: Tokenizer = tokenizer or rouge_tokenize
         # Pairs are pruned only when 2 * overlap <= _bound * (m + n): then F <= exact_above.
         self._bound = floor - _MARGIN
-        # Kept texts, by position.
+        # Kept texts, by position: tokens (for the LCS), lengths, and element ids laid end to end
+        # in one array (text j's at _offsets[j] : _offsets[j] + _lengths[j]) for vectorised overlaps.
         self._tokens: list[list[str]] = []
-        self._element_sets: list[frozenset[int]] = []
         self._lengths: list[int] = []
+        self._length_array = np.zeros(64, dtype=np.int64)
+        self._offsets = np.zeros(64, dtype=np.int64)
+        self._flat = np.zeros(1024, dtype=np.int32)
+        self._flat_size = 0
         self._max_len = 0
         # Element ids, their document frequency among kept texts, and their rank in the order.
         self._element_ids: dict[_Element, int] = {}
@@ -152,15 +174,17 @@ class NoveltyFilter:
         self._rank: list[int] = []
         self._next_fresh_rank = -1
         self._next_reindex = _FIRST_REINDEX
-        # Elements ranked below this count as rare (see _signature_keys).
+        # Elements ranked below this count as rare (see _subset_keys); fresh ones always do.
         self._rare_below = 0
-        # Hashed signature -> positions of the kept texts that list it.
-        self._buckets: dict[int, list[int]] = {}
+        self._index = SignatureIndex()
+        # Scratch: marks the probe's elements while its overlaps are counted.
+        self._probe_mask = np.zeros(1024, dtype=bool)
         # Length bounds, minimal overlaps and signature shapes, cached by length / by m + n.
         self._min_overlap: list[int] = []
+        self._min_overlap_array = np.zeros(0, dtype=np.int64)
         self._length_ranges: dict[int, tuple[int, int]] = {}
-        self._shapes: list[tuple[int, int]] = []
-        self._groups: dict[int, list[tuple[int, int]]] = {}
+        self._shapes: list[tuple[int, int, int]] = []
+        self._groups: dict[int, list[tuple[tuple[int, ...], int, int]]] = {}
 
     @property
     def threshold(self) -> float:
@@ -218,131 +242,165 @@ class NoveltyFilter:
         return NoveltyCheck(novel=not best > self._threshold, max_score=best, exact=exact)
 
     def _indexed_max(self, prepared: _Prepared) -> float:
-        """Highest F among kept texts that share a signature with the probe and pass the overlap bound."""
+        """Highest F among kept texts that share a signature with the probe and could pass."""
         m = len(prepared.tokens)
         if m == 0 or not self._lengths:
             return 0.0
         known = [e for e in map(self._element_ids.get, prepared.elements) if e is not None]
         known.sort(key=self._rank.__getitem__)
-        candidates = self._probe(known, m)
-        if not candidates:
-            return 0.0
-        return self._verify(prepared.tokens, frozenset(known), candidates)
-
-    def _probe(self, known: list[int], m: int) -> set[int]:
-        """Kept texts sharing a signature with the probe: every text that can score above the bound."""
         # Unseen elements are in no kept text: counted as first in the probe's order, they take
         # prefix positions without opening signatures (the tightest choice, still exact).
         unseen = m - len(known)
-        buckets = self._buckets
-        candidates: set[int] = set()
-        for need, size in self._probe_groups(m):
-            for key in self._signature_keys(known, unseen, m, need, size):
-                bucket = buckets.get(key)
-                if bucket is not None:
-                    candidates.update(bucket)
-        return candidates
+        keys: list[int] = []
+        for tags, need, size in self._probe_groups(m):
+            subsets = self._subsets(known, m - need - unseen, size)
+            for tag in tags:
+                keys += self._subset_keys(tag, subsets)
+        candidates = np.unique(self._index.lookup(keys))
+        if not len(candidates):
+            return 0.0
+        return self._verify(prepared.tokens, known, candidates)
 
-    def _signature_keys(self, elements: list[int], unseen: int, length: int, need: int, size: int) -> list[int]:
-        """Hashed signatures of a text of ``length`` tokens whose known elements, in rank order, are
-        ``elements`` (after ``unseen`` elements no kept text has), against partners needing at
-        least ``need`` shared elements, for partners whose lengths use signatures of ``size``.
+    def _subsets(self, elements: list[int], slack: int, size: int) -> list[tuple[int, ...]]:
+        """Signature subsets of a text whose known elements, in rank order, are ``elements``, where
+        ``slack`` is its length minus ``need`` minus the unseen elements before them.
 
-        Two texts sharing c >= need elements have their j-th common element (in rank order)
-        within the first ``length - need + j`` elements of each. The signature of a pair is the
-        set of its first s common elements, s = ``size``, or at most 2 when the first of them is
-        rare (its pairs are already rare), so both texts list it: each text lists, for every
-        element that can be first, the s-subsets it starts within that prefix.
+        The j-th common element of a pair (1-based) lies at index ``slack + j - 1`` or earlier:
+        the first at ``slack`` at the latest, a subset of s elements ends before ``slack + s``.
         """
         rank = self._rank
         rare_below = self._rare_below
-        keys: list[int] = []
-        first_end = min(length - need + 1 - unseen, len(elements))
-        for i in range(first_end):
+        subsets: list[tuple[int, ...]] = []
+        for i in range(min(slack + 1, len(elements))):
             e = elements[i]
             s = 2 if size == 3 and rank[e] < rare_below else size
+            rest = elements[i + 1 : slack + s]
             if s == 1:
-                keys.append(hash((e,)))
-                continue
-            rest = elements[i + 1 : length - need + s - unseen]
-            if s == 2:
-                keys.extend([hash((e, f)) for f in rest])
+                subsets.append((e,))
+            elif s == 2:
+                subsets += [(e, f) for f in rest]
             else:
-                keys.extend([hash((e, *pair)) for pair in combinations(rest, 2)])
+                subsets += [(e, *pair) for pair in combinations(rest, 2)]
+        return subsets
+
+    @staticmethod
+    def _subset_keys(tag: int, subsets: list[tuple[int, ...]]) -> list[int]:
+        return [hash((tag, *subset)) for subset in subsets]
+
+    def _kept_keys(self, elements: list[int]) -> list[int]:
+        """Signature keys a kept text lists: tight subsets tagged _TIGHT, the rest of the loose
+        prefix tagged _LOOSE (a subset is tight when it ends within the tight prefix)."""
+        n = len(elements)
+        tight_need, loose_need, size = self._shape(n)
+        loose = self._subsets(elements, n - loose_need, size)
+        if loose_need == tight_need:
+            return self._subset_keys(_TIGHT, loose)
+        position = {e: i for i, e in enumerate(elements)}
+        tight_slack = n - tight_need
+        keys = []
+        for subset in loose:
+            # Tight iff its last element lies within the tight prefix for its size.
+            tag = _TIGHT if position[subset[-1]] < tight_slack + len(subset) else _LOOSE
+            keys.append(hash((tag, *subset)))
         return keys
 
-    def _probe_groups(self, m: int) -> list[tuple[int, int]]:
-        """(need, signature size) per group of kept lengths a probe of ``m`` tokens must meet.
+    def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
+        """(tags, need, signature size) per group of kept lengths a probe of ``m`` tokens meets.
 
-        Kept texts of one signature size are met with the smallest ``need`` among their
-        admissible lengths, i.e. that of the shortest one, since ``need`` grows with length.
+        Kept texts no longer than the probe are met through their tight subsets, longer ones
+        through tight and loose. Within a group the probe's prefix serves the smallest
+        ``need``, that of the shortest length in it, since ``need`` grows with length.
         """
         cached = self._groups.get(m)
         if cached is not None:
             return cached
         lo, hi = self._length_range(m)
-        shortest: dict[int, int] = {}
+        shortest: dict[tuple[tuple[int, ...], int], int] = {}
         for n in range(lo, min(hi, self._max_len) + 1):
-            shortest.setdefault(self._shape(n)[1], n)
-        groups = [(self._min_overlap_at(m + n), size) for size, n in shortest.items()]
+            tags = (_TIGHT,) if n <= m or self._shape(n)[0] == self._shape(n)[1] else (_TIGHT, _LOOSE)
+            shortest.setdefault((tags, self._shape(n)[2]), n)
+        groups = [(tags, self._min_overlap_at(m + n), size) for (tags, size), n in shortest.items()]
         self._groups[m] = groups
         return groups
 
-    def _shape(self, n: int) -> tuple[int, int]:
-        """(need, signature size) a kept text of ``n`` tokens is indexed with.
+    def _shape(self, n: int) -> tuple[int, int, int]:
+        """(tight need, loose need, signature size) a kept text of ``n`` tokens is indexed with.
 
-        ``need`` is the fewest shared elements over all admissible partners (that of the
-        shortest one). The size is 3 where it fits: a triple of common words is far rarer
-        than one or two of them. It drops where fewer shared elements are needed, or where a
-        long prefix would make too many subsets.
+        Tight: partners at least as long need at least need(2n) shared elements. Loose: the
+        shortest admissible partner needs the fewest. The size is 3 where it fits, less where
+        fewer shared elements are needed or a long prefix would make too many subsets.
         """
         while len(self._shapes) <= n:
             length = len(self._shapes)
             lo, _ = self._length_range(length) if length else (0, 0)
-            need = self._min_overlap_at(length + lo)
-            size = min(3, need)
-            while size > 1 and math.comb(length - need + size, size) > _MAX_SIGNATURES:
+            tight_need = self._min_overlap_at(2 * length)
+            loose_need = self._min_overlap_at(length + lo)
+            size = min(3, loose_need)
+            while size > 1 and math.comb(length - loose_need + size, size) > _MAX_SIGNATURES:
                 size -= 1
-            self._shapes.append((need, size))
+            self._shapes.append((tight_need, loose_need, size))
         return self._shapes[n]
 
-    def _verify(self, tokens: list[str], element_set: frozenset[int], candidates: set[int]) -> float:
+    def _verify(self, tokens: list[str], known: list[int], candidates: np.ndarray) -> float:
+        """Highest F among candidates, each scored only while its overlap bound can beat the best."""
         m = len(tokens)
-        self._extend_min_overlap(m + self._max_len)
-        min_overlap = self._min_overlap
         masks = lcs_masks(tokens)
-        best = 0.0
-        lengths = self._lengths
-        element_sets = self._element_sets
         kept_tokens = self._tokens
-        for j in candidates:
-            n = lengths[j]
-            if len(element_set & element_sets[j]) < min_overlap[m + n]:
-                continue
-            score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, n)
+        lengths = self._lengths
+        if len(candidates) <= _DIRECT_LCS:
+            best = 0.0
+            for j in candidates.tolist():
+                score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, lengths[j])
+                if score > best:
+                    best = score
+            return best
+        n = self._length_array[candidates]
+        overlap = self._overlaps(known, candidates, n)
+        feasible = overlap >= self._min_overlaps(m + self._max_len)[m + n]
+        candidates, n, overlap = candidates[feasible], n[feasible], overlap[feasible]
+        order = np.argsort(-(overlap / (m + n)), kind="stable")
+        best = 0.0
+        for j, shared, length in zip(
+            candidates[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True
+        ):
+            # F <= 2 * overlap / (m + n): once that cannot beat the best, nothing after can.
+            if 2 * shared <= (best - _MARGIN) * (m + length):
+                break
+            score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, length)
             if score > best:
                 best = score
         return best
+
+    def _overlaps(self, known: list[int], texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Multiset overlap of the probe (its known element ids) with each of ``texts``."""
+        mask = self._probe_mask
+        mask[known] = True
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        # Every element index of every text, texts laid end to end.
+        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(ends[-1]))
+        hits = np.cumsum(mask[self._flat[index]], dtype=np.int64)
+        mask[known] = False
+        totals = hits[ends - 1]
+        return totals - np.concatenate(([0], totals[:-1]))
 
     def _scan_max(self, prepared: _Prepared, best: float) -> float:
         """Exact maximum by overlap upper bounds over every kept text, best bounds first."""
         tokens = prepared.tokens
         m = len(tokens)
-        ids = self._element_ids
-        element_set = frozenset(e for e in map(ids.get, prepared.elements) if e is not None)
-        bounded = []
-        for j, kept in enumerate(self._element_sets):
-            overlap = len(element_set & kept)
-            if overlap:
-                bounded.append((overlap / (m + self._lengths[j]), overlap, j))
-        bounded.sort(reverse=True)
+        known = [e for e in map(self._element_ids.get, prepared.elements) if e is not None]
+        texts = np.flatnonzero(self._length_array[: len(self._lengths)])
+        if not m or not len(texts):
+            return best
+        n = self._length_array[texts]
+        overlap = self._overlaps(known, texts, n)
+        order = np.argsort(-(overlap / (m + n)), kind="stable")
         masks = lcs_masks(tokens)
-        for _, overlap, j in bounded:
-            n = self._lengths[j]
+        for j, shared, length in zip(texts[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True):
             # F <= 2 * overlap / (m + n); the margin absorbs rounding in rouge-score's F.
-            if 2 * overlap <= (best - _MARGIN) * (m + n):
+            if 2 * shared <= (best - _MARGIN) * (m + length):
                 break
-            best = max(best, rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, n))
+            best = max(best, rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, length))
         return best
 
     def _keep(self, prepared: _Prepared) -> None:
@@ -359,31 +417,32 @@ class NoveltyFilter:
             self._doc_freq[e] += 1
             element_ids.append(e)
         position = len(self._lengths)
-        m = len(prepared.tokens)
+        n = len(prepared.tokens)
+        self._store(position, element_ids)
         self._tokens.append(prepared.tokens)
-        self._element_sets.append(frozenset(element_ids))
-        self._lengths.append(m)
-        if m > self._max_len:
-            self._max_len = m
+        self._lengths.append(n)
+        if n > self._max_len:
+            self._max_len = n
             self._groups = {}  # longer kept texts: probes may need new length groups
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
-        else:
-            self._index(position, element_ids)
+        elif n:
+            self._index.add(self._kept_keys(sorted(element_ids, key=self._rank.__getitem__)), position)
 
-    def _index(self, position: int, element_ids: list[int]) -> None:
-        n = len(element_ids)
-        if n == 0:
-            return
-        need, size = self._shape(n)
-        elements = sorted(element_ids, key=self._rank.__getitem__)
-        buckets = self._buckets
-        for key in self._signature_keys(elements, 0, n, need, size):
-            bucket = buckets.get(key)
-            if bucket is None:
-                buckets[key] = [position]
-            elif bucket[-1] != position:  # a hash collision within one text lists it once
-                bucket.append(position)
+    def _store(self, position: int, element_ids: list[int]) -> None:
+        """Append a kept text's length and element ids to the arrays, growing them by doubling."""
+        if position >= len(self._offsets):
+            self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
+            self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
+        end = self._flat_size + len(element_ids)
+        while end > len(self._flat):
+            self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
+        while len(self._doc_freq) > len(self._probe_mask):
+            self._probe_mask = np.concatenate((self._probe_mask, np.zeros_like(self._probe_mask)))
+        self._flat[self._flat_size : end] = element_ids
+        self._offsets[position] = self._flat_size
+        self._length_array[position] = len(element_ids)
+        self._flat_size = end
 
     def _reindex(self) -> None:
         """Re-rank elements rarest first by current frequencies and rebuild the signature index."""
@@ -396,9 +455,17 @@ class NoveltyFilter:
         # Ranks below this are rare; fresh elements (negative ranks) count as rare too.
         self._rare_below = bisect.bisect_right([doc_freq[e] for e in order], _RARE_DOC_FREQ)
         self._next_fresh_rank = -1
-        self._buckets = {}
-        for position, element_set in enumerate(self._element_sets):
-            self._index(position, list(element_set))
+        keys: list[int] = []
+        positions: list[int] = []
+        flat = self._flat.tolist()
+        for position, n in enumerate(self._lengths):
+            if not n:
+                continue
+            start = int(self._offsets[position])
+            text_keys = self._kept_keys(sorted(flat[start : start + n], key=rank.__getitem__))
+            keys += text_keys
+            positions += [position] * len(text_keys)
+        self._index.rebuild(keys, positions)
         self._next_reindex = 2 * len(self._lengths)
 
     def _min_overlap_at(self, total: int) -> int:
@@ -406,10 +473,13 @@ class NoveltyFilter:
         # 2 * overlap > bound * (m + n); at least one shared token since F > 0 needs one.
         return max(1, math.floor(self._bound * total / 2) + 1)
 
-    def _extend_min_overlap(self, total: int) -> None:
-        table = self._min_overlap
-        while len(table) <= total:
-            table.append(self._min_overlap_at(len(table)))
+    def _min_overlaps(self, total: int) -> np.ndarray:
+        """``_min_overlap_at`` for every total up to ``total``, as an array."""
+        if len(self._min_overlap_array) <= total:
+            self._min_overlap_array = np.array(
+                [self._min_overlap_at(t) for t in range(2 * total + 1)], dtype=np.int64
+            )
+        return self._min_overlap_array
 
     def _admissible(self, m: int, n: int) -> bool:
         return self._min_overlap_at(m + n) <= min(m, n)
