@@ -44,7 +44,6 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 
@@ -67,6 +66,8 @@ _DIRECT_LCS = 8
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
 _TIGHT, _LOOSE = 0, 1  # signature tags (see the module docstring)
+_CODE_SEED = 20241201
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,12 @@ def lcs_length(masks: dict[str, int], length: int, other: list[str]) -> int:
     return length - (v & full).bit_count()
 
 
+def _columns(rows: list[tuple[int, ...]], width: int) -> tuple[np.ndarray, ...]:
+    """The columns of ``rows`` (tuples of ``width`` ints) as int64 arrays."""
+    table = np.array(rows, dtype=np.int64).reshape(-1, width)
+    return tuple(table[:, c].copy() for c in range(width))
+
+
 def _multiset_elements(tokens: list[str]) -> list[_Element]:
     seen: dict[str, int] = {}
     elements: list[_Element] = []
@@ -174,9 +181,19 @@ class NoveltyFilter:
         self._rank: list[int] = []
         self._next_fresh_rank = -1
         self._next_reindex = _FIRST_REINDEX
-        # Elements ranked below this count as rare (see _subset_keys); fresh ones always do.
+        # Elements ranked below this count as rare (see _subset_codes); fresh ones always do.
         self._rare_below = 0
         self._index = SignatureIndex()
+        # Random 64-bit codes per element (a subset's key is the XOR of its codes and a salt per
+        # tag and size) and rare flags per element; both grow with the elements.
+        self._code_source = np.random.default_rng(_CODE_SEED)
+        self._codes = np.zeros(0, dtype=np.int64)
+        self._rare = np.zeros(0, dtype=bool)
+        self._salts = [
+            [np.int64(s) for s in self._code_source.integers(_INT64_MIN, _INT64_MAX, 4, dtype=np.int64)]
+            for _ in (_TIGHT, _LOOSE)
+        ]
+        self._plans: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
         # Scratch: marks the probe's elements while its overlaps are counted.
         self._probe_mask = np.zeros(1024, dtype=bool)
         # Length bounds, minimal overlaps and signature shapes, cached by length / by m + n.
@@ -248,61 +265,85 @@ class NoveltyFilter:
             return 0.0
         known = [e for e in map(self._element_ids.get, prepared.elements) if e is not None]
         known.sort(key=self._rank.__getitem__)
+        elements = np.array(known, dtype=np.int64)
         # Unseen elements are in no kept text: counted as first in the probe's order, they take
         # prefix positions without opening signatures (the tightest choice, still exact).
         unseen = m - len(known)
-        keys: list[int] = []
+        keys: list[np.ndarray] = []
         for tags, need, size in self._probe_groups(m):
-            subsets = self._subsets(known, m - need - unseen, size)
-            for tag in tags:
-                keys += self._subset_keys(tag, subsets)
-        candidates = np.unique(self._index.lookup(keys))
+            for codes, _, s in self._subset_codes(elements, m - need - unseen, size):
+                keys += [codes ^ self._salts[tag][s] for tag in tags]
+        if not keys:
+            return 0.0
+        candidates = np.unique(self._index.lookup(np.concatenate(keys)))
         if not len(candidates):
             return 0.0
         return self._verify(prepared.tokens, known, candidates)
 
-    def _subsets(self, elements: list[int], slack: int, size: int) -> list[tuple[int, ...]]:
-        """Signature subsets of a text whose known elements, in rank order, are ``elements``, where
-        ``slack`` is its length minus ``need`` minus the unseen elements before them.
+    def _subset_codes(
+        self, elements: np.ndarray, slack: int, size: int
+    ) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Signature subsets of a text whose known elements, in rank order, are ``elements``,
+        where ``slack`` is its length minus ``need`` minus the unseen elements before them, as
+        (XOR of the elements' random codes, index of each subset's last element, subset size).
 
         The j-th common element of a pair (1-based) lies at index ``slack + j - 1`` or earlier:
         the first at ``slack`` at the latest, a subset of s elements ends before ``slack + s``.
+        Size-3 subsets that would start with a rare element are pairs instead.
         """
-        rank = self._rank
-        rare_below = self._rare_below
-        subsets: list[tuple[int, ...]] = []
-        for i in range(min(slack + 1, len(elements))):
-            e = elements[i]
-            s = 2 if size == 3 and rank[e] < rare_below else size
-            rest = elements[i + 1 : slack + s]
-            if s == 1:
-                subsets.append((e,))
-            elif s == 2:
-                subsets += [(e, f) for f in rest]
+        count = len(elements)
+        if slack < 0 or not count:
+            return []
+        plan = self._subset_plan(count, slack, size)
+        codes = self._codes[elements]
+        if size == 1:
+            (first,) = plan
+            return [(codes[first], first, 1)]
+        pair_first, pair_last = plan[0], plan[1]
+        pairs = codes[pair_first] ^ codes[pair_last]
+        if size == 2:
+            return [(pairs, pair_last, 2)]
+        rare = self._rare[elements]
+        rare_pairs = rare[pair_first]
+        first, middle, last = plan[2], plan[3], plan[4]
+        triples = ~rare[first]
+        return [
+            (pairs[rare_pairs], pair_last[rare_pairs], 2),
+            (codes[first[triples]] ^ codes[middle[triples]] ^ codes[last[triples]], last[triples], 3),
+        ]
+
+    def _subset_plan(self, count: int, slack: int, size: int) -> tuple[np.ndarray, ...]:
+        """Index arrays of the subsets ``_subset_codes`` lists, cached by shape: singles, or
+        pairs (first, last), or pairs then triples (first, middle, last)."""
+        key = (count, slack, size)
+        plan = self._plans.get(key)
+        if plan is None:
+            starts = range(min(slack + 1, count))
+            if size == 1:
+                plan = _columns([(i,) for i in starts], 1)
             else:
-                subsets += [(e, *pair) for pair in combinations(rest, 2)]
-        return subsets
+                plan = _columns([(i, j) for i in starts for j in range(i + 1, min(slack + 2, count))], 2)
+                if size == 3:
+                    ends = min(slack + 3, count)
+                    triples = [(i, j, k) for i in starts for j in range(i + 1, ends) for k in range(j + 1, ends)]
+                    plan += _columns(triples, 3)
+            self._plans[key] = plan
+        return plan
 
-    @staticmethod
-    def _subset_keys(tag: int, subsets: list[tuple[int, ...]]) -> list[int]:
-        return [hash((tag, *subset)) for subset in subsets]
-
-    def _kept_keys(self, elements: list[int]) -> list[int]:
+    def _kept_keys(self, elements: np.ndarray) -> np.ndarray:
         """Signature keys a kept text lists: tight subsets tagged _TIGHT, the rest of the loose
         prefix tagged _LOOSE (a subset is tight when it ends within the tight prefix)."""
         n = len(elements)
         tight_need, loose_need, size = self._shape(n)
-        loose = self._subsets(elements, n - loose_need, size)
-        if loose_need == tight_need:
-            return self._subset_keys(_TIGHT, loose)
-        position = {e: i for i, e in enumerate(elements)}
-        tight_slack = n - tight_need
+        salts = self._salts
         keys = []
-        for subset in loose:
-            # Tight iff its last element lies within the tight prefix for its size.
-            tag = _TIGHT if position[subset[-1]] < tight_slack + len(subset) else _LOOSE
-            keys.append(hash((tag, *subset)))
-        return keys
+        for codes, last, s in self._subset_codes(elements, n - loose_need, size):
+            if tight_need == loose_need:
+                keys.append(codes ^ salts[_TIGHT][s])
+            else:
+                tight = last < n - tight_need + s
+                keys.append(np.where(tight, codes ^ salts[_TIGHT][s], codes ^ salts[_LOOSE][s]))
+        return np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
 
     def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
         """(tags, need, signature size) per group of kept lengths a probe of ``m`` tokens meets.
@@ -427,7 +468,8 @@ class NoveltyFilter:
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
         elif n:
-            self._index.add(self._kept_keys(sorted(element_ids, key=self._rank.__getitem__)), position)
+            ordered = np.array(sorted(element_ids, key=self._rank.__getitem__), dtype=np.int64)
+            self._index.add(self._kept_keys(ordered), position)
 
     def _store(self, position: int, element_ids: list[int]) -> None:
         """Append a kept text's length and element ids to the arrays, growing them by doubling."""
@@ -439,6 +481,11 @@ class NoveltyFilter:
             self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
         while len(self._doc_freq) > len(self._probe_mask):
             self._probe_mask = np.concatenate((self._probe_mask, np.zeros_like(self._probe_mask)))
+        fresh = len(self._doc_freq) - len(self._codes)
+        if fresh > 0:
+            more = self._code_source.integers(_INT64_MIN, _INT64_MAX, fresh, dtype=np.int64, endpoint=True)
+            self._codes = np.concatenate((self._codes, more))
+            self._rare = np.concatenate((self._rare, np.ones(fresh, dtype=bool)))  # fresh ranks are rare
         self._flat[self._flat_size : end] = element_ids
         self._offsets[position] = self._flat_size
         self._length_array[position] = len(element_ids)
@@ -455,17 +502,18 @@ class NoveltyFilter:
         # Ranks below this are rare; fresh elements (negative ranks) count as rare too.
         self._rare_below = bisect.bisect_right([doc_freq[e] for e in order], _RARE_DOC_FREQ)
         self._next_fresh_rank = -1
-        keys: list[int] = []
-        positions: list[int] = []
+        self._rare = np.array(rank, dtype=np.int64) < self._rare_below
+        keys: list[np.ndarray] = []
+        counts: list[int] = []
         flat = self._flat.tolist()
         for position, n in enumerate(self._lengths):
-            if not n:
-                continue
             start = int(self._offsets[position])
-            text_keys = self._kept_keys(sorted(flat[start : start + n], key=rank.__getitem__))
-            keys += text_keys
-            positions += [position] * len(text_keys)
-        self._index.rebuild(keys, positions)
+            ordered = np.array(sorted(flat[start : start + n], key=rank.__getitem__), dtype=np.int64)
+            text_keys = self._kept_keys(ordered) if n else ordered
+            keys.append(text_keys)
+            counts.append(len(text_keys))
+        positions = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        self._index.rebuild(np.concatenate(keys), positions)
         self._next_reindex = 2 * len(self._lengths)
 
     def _min_overlap_at(self, total: int) -> int:
