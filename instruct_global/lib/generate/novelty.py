@@ -61,12 +61,17 @@ _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
 _MAX_SIGNATURES = 120
 # Up to this many candidates go straight to the LCS; more get the vectorised overlap bound first.
-_DIRECT_LCS = 8
+_DIRECT_LCS = 16
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
 _TIGHT, _LOOSE = 0, 1  # signature tags (see the module docstring)
 _CODE_SEED = 20241201
+# Index values: kept-text position << _REACH_BITS | the signature's reach (see _subset_codes),
+# capped at _REACH_MASK, which only weakens the positional filter.
+_REACH_BITS = 5
+_REACH_MASK = (1 << _REACH_BITS) - 1
+_MAX_KEPT = 1 << (31 - _REACH_BITS)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -270,12 +275,24 @@ class NoveltyFilter:
         # prefix positions without opening signatures (the tightest choice, still exact).
         unseen = m - len(known)
         keys: list[np.ndarray] = []
+        reaches: list[np.ndarray] = []
         for tags, need, size in self._probe_groups(m):
-            for codes, _, s in self._subset_codes(elements, m - need - unseen, size):
-                keys += [codes ^ self._salts[tag][s] for tag in tags]
+            for codes, reach, s in self._subset_codes(elements, m - need - unseen, size):
+                for tag in tags:
+                    keys.append(codes ^ self._salts[tag][s])
+                    reaches.append(reach)
         if not keys:
             return 0.0
-        candidates = np.unique(self._index.lookup(np.concatenate(keys)))
+        values, query = self._index.lookup(np.concatenate(keys))
+        if not len(values):
+            return 0.0
+        # Positional filter, per pair: the signature is the pair's first s common elements, so
+        # its reach is at most len - need in both texts, for this pair's own need.
+        texts = values >> _REACH_BITS
+        n = self._length_array[texts]
+        need = self._min_overlaps(m + self._max_len)[m + n]
+        fits = (np.concatenate(reaches)[query] <= m - unseen - need) & ((values & _REACH_MASK) <= n - need)
+        candidates = np.unique(texts[fits])
         if not len(candidates):
             return 0.0
         return self._verify(prepared.tokens, known, candidates)
@@ -285,11 +302,11 @@ class NoveltyFilter:
     ) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """Signature subsets of a text whose known elements, in rank order, are ``elements``,
         where ``slack`` is its length minus ``need`` minus the unseen elements before them, as
-        (XOR of the elements' random codes, index of each subset's last element, subset size).
+        (XOR of the elements' random codes, reach, subset size) per subset size.
 
-        The j-th common element of a pair (1-based) lies at index ``slack + j - 1`` or earlier:
-        the first at ``slack`` at the latest, a subset of s elements ends before ``slack + s``.
-        Size-3 subsets that would start with a rare element are pairs instead.
+        The j-th common element of a pair (1-based) lies at index ``slack + j - 1`` or earlier,
+        so a subset of s elements whose last one sits at index ``s - 1 + reach`` serves pairs
+        with ``reach <= slack``. Size-3 subsets that would start with a rare element are pairs.
         """
         count = len(elements)
         if slack < 0 or not count:
@@ -297,53 +314,63 @@ class NoveltyFilter:
         plan = self._subset_plan(count, slack, size)
         codes = self._codes[elements]
         if size == 1:
-            (first,) = plan
-            return [(codes[first], first, 1)]
-        pair_first, pair_last = plan[0], plan[1]
+            first, reach = plan
+            return [(codes[first], reach, 1)]
+        pair_first, pair_last, pair_reach = plan[:3]
         pairs = codes[pair_first] ^ codes[pair_last]
         if size == 2:
-            return [(pairs, pair_last, 2)]
+            return [(pairs, pair_reach, 2)]
         rare = self._rare[elements]
         rare_pairs = rare[pair_first]
-        first, middle, last = plan[2], plan[3], plan[4]
+        first, middle, last, reach = plan[3:]
         triples = ~rare[first]
         return [
-            (pairs[rare_pairs], pair_last[rare_pairs], 2),
-            (codes[first[triples]] ^ codes[middle[triples]] ^ codes[last[triples]], last[triples], 3),
+            (pairs[rare_pairs], pair_reach[rare_pairs], 2),
+            (codes[first[triples]] ^ codes[middle[triples]] ^ codes[last[triples]], reach[triples], 3),
         ]
 
     def _subset_plan(self, count: int, slack: int, size: int) -> tuple[np.ndarray, ...]:
-        """Index arrays of the subsets ``_subset_codes`` lists, cached by shape: singles, or
-        pairs (first, last), or pairs then triples (first, middle, last)."""
+        """Index arrays of the subsets ``_subset_codes`` lists, cached by shape, each family with
+        its reach: singles (index, reach), or pairs (first, last, reach), or pairs then triples
+        (first, middle, last, reach)."""
         key = (count, slack, size)
         plan = self._plans.get(key)
         if plan is None:
             starts = range(min(slack + 1, count))
             if size == 1:
-                plan = _columns([(i,) for i in starts], 1)
+                plan = _columns([(i, i) for i in starts], 2)
             else:
-                plan = _columns([(i, j) for i in starts for j in range(i + 1, min(slack + 2, count))], 2)
+                pair_end = min(slack + 2, count)
+                plan = _columns([(i, j, j - 1) for i in starts for j in range(i + 1, pair_end)], 3)
                 if size == 3:
                     ends = min(slack + 3, count)
-                    triples = [(i, j, k) for i in starts for j in range(i + 1, ends) for k in range(j + 1, ends)]
-                    plan += _columns(triples, 3)
+                    triples = [
+                        (i, j, k, k - 2) for i in starts for j in range(i + 1, ends) for k in range(j + 1, ends)
+                    ]
+                    plan += _columns(triples, 4)
             self._plans[key] = plan
         return plan
 
-    def _kept_keys(self, elements: np.ndarray) -> np.ndarray:
-        """Signature keys a kept text lists: tight subsets tagged _TIGHT, the rest of the loose
-        prefix tagged _LOOSE (a subset is tight when it ends within the tight prefix)."""
+    def _kept_keys(self, elements: np.ndarray, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """Signature keys a kept text lists, and their values: tight subsets tagged _TIGHT, the
+        rest of the loose prefix _LOOSE (a subset is tight when it ends within the tight
+        prefix); each value holds the text's position and the subset's reach."""
         n = len(elements)
         tight_need, loose_need, size = self._shape(n)
         salts = self._salts
         keys = []
-        for codes, last, s in self._subset_codes(elements, n - loose_need, size):
+        reaches = []
+        for codes, reach, s in self._subset_codes(elements, n - loose_need, size):
             if tight_need == loose_need:
                 keys.append(codes ^ salts[_TIGHT][s])
             else:
-                tight = last < n - tight_need + s
+                tight = reach <= n - tight_need
                 keys.append(np.where(tight, codes ^ salts[_TIGHT][s], codes ^ salts[_LOOSE][s]))
-        return np.concatenate(keys) if keys else np.empty(0, dtype=np.int64)
+            reaches.append(reach)
+        if not keys:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        values = (position << _REACH_BITS) | np.minimum(np.concatenate(reaches), _REACH_MASK)
+        return np.concatenate(keys), values
 
     def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
         """(tags, need, signature size) per group of kept lengths a probe of ``m`` tokens meets.
@@ -416,14 +443,12 @@ class NoveltyFilter:
         """Multiset overlap of the probe (its known element ids) with each of ``texts``."""
         mask = self._probe_mask
         mask[known] = True
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        # Every element index of every text, texts laid end to end.
-        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(ends[-1]))
-        hits = np.cumsum(mask[self._flat[index]], dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        # Every element index of every text (all have at least one), texts laid end to end.
+        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(starts[-1] + lengths[-1]))
+        overlap = np.add.reduceat(mask[self._flat[index]], starts, dtype=np.int64)
         mask[known] = False
-        totals = hits[ends - 1]
-        return totals - np.concatenate(([0], totals[:-1]))
+        return overlap
 
     def _scan_max(self, prepared: _Prepared, best: float) -> float:
         """Exact maximum by overlap upper bounds over every kept text, best bounds first."""
@@ -458,6 +483,8 @@ class NoveltyFilter:
             self._doc_freq[e] += 1
             element_ids.append(e)
         position = len(self._lengths)
+        if position >= _MAX_KEPT:
+            raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
         n = len(prepared.tokens)
         self._store(position, element_ids)
         self._tokens.append(prepared.tokens)
@@ -469,7 +496,7 @@ class NoveltyFilter:
             self._reindex()
         elif n:
             ordered = np.array(sorted(element_ids, key=self._rank.__getitem__), dtype=np.int64)
-            self._index.add(self._kept_keys(ordered), position)
+            self._index.add(*self._kept_keys(ordered, position))
 
     def _store(self, position: int, element_ids: list[int]) -> None:
         """Append a kept text's length and element ids to the arrays, growing them by doubling."""
@@ -504,16 +531,17 @@ class NoveltyFilter:
         self._next_fresh_rank = -1
         self._rare = np.array(rank, dtype=np.int64) < self._rare_below
         keys: list[np.ndarray] = []
-        counts: list[int] = []
+        values: list[np.ndarray] = []
         flat = self._flat.tolist()
         for position, n in enumerate(self._lengths):
-            start = int(self._offsets[position])
-            ordered = np.array(sorted(flat[start : start + n], key=rank.__getitem__), dtype=np.int64)
-            text_keys = self._kept_keys(ordered) if n else ordered
-            keys.append(text_keys)
-            counts.append(len(text_keys))
-        positions = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        self._index.rebuild(np.concatenate(keys), positions)
+            if n:
+                start = int(self._offsets[position])
+                ordered = np.array(sorted(flat[start : start + n], key=rank.__getitem__), dtype=np.int64)
+                text_keys, text_values = self._kept_keys(ordered, position)
+                keys.append(text_keys)
+                values.append(text_values)
+        if keys:
+            self._index.rebuild(np.concatenate(keys), np.concatenate(values))
         self._next_reindex = 2 * len(self._lengths)
 
     def _min_overlap_at(self, total: int) -> int:
