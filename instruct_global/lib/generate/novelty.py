@@ -180,6 +180,7 @@ class NoveltyFilter:
         self._flat = np.zeros(1024, dtype=np.int32)
         self._flat_size = 0
         self._max_len = 0
+        self._length_counts = [0]  # kept texts per length
         # Element ids, their document frequency among kept texts, and their rank in the order.
         self._element_ids: dict[_Element, int] = {}
         self._doc_freq: list[int] = []
@@ -377,7 +378,8 @@ class NoveltyFilter:
 
         Kept texts no longer than the probe are met through their tight subsets, longer ones
         through tight and loose. Within a group the probe's prefix serves the smallest
-        ``need``, that of the shortest length in it, since ``need`` grows with length.
+        ``need``, that of the shortest length in it that some kept text has (``need`` grows
+        with length; the cache is cleared when a kept text brings a new length).
         """
         cached = self._groups.get(m)
         if cached is not None:
@@ -385,6 +387,8 @@ class NoveltyFilter:
         lo, hi = self._length_range(m)
         shortest: dict[tuple[tuple[int, ...], int], int] = {}
         for n in range(lo, min(hi, self._max_len) + 1):
+            if not self._length_counts[n]:
+                continue
             tags = (_TIGHT,) if n <= m or self._shape(n)[0] == self._shape(n)[1] else (_TIGHT, _LOOSE)
             shortest.setdefault((tags, self._shape(n)[2]), n)
         groups = [(tags, self._min_overlap_at(m + n), size) for (tags, size), n in shortest.items()]
@@ -491,7 +495,10 @@ class NoveltyFilter:
         self._lengths.append(n)
         if n > self._max_len:
             self._max_len = n
-            self._groups = {}  # longer kept texts: probes may need new length groups
+            self._length_counts += [0] * (n + 1 - len(self._length_counts))
+        if not self._length_counts[n]:
+            self._groups = {}  # a new kept length: probes may need other groups or prefixes
+        self._length_counts[n] += 1
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
         elif n:
