@@ -60,8 +60,8 @@ _FIRST_REINDEX = 32
 _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
 _MAX_SIGNATURES = 120
-# Up to this many candidates go straight to the LCS; more get the vectorised overlap bound first.
-_DIRECT_LCS = 16
+# Up to this many candidates get their overlap bound from Python sets, more from numpy.
+_SET_OVERLAPS = 64
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
@@ -171,9 +171,11 @@ class NoveltyFilter:
         self._tokenize: Tokenizer = tokenizer or rouge_tokenize
         # Pairs are pruned only when 2 * overlap <= _bound * (m + n): then F <= exact_above.
         self._bound = floor - _MARGIN
-        # Kept texts, by position: tokens (for the LCS), lengths, and element ids laid end to end
-        # in one array (text j's at _offsets[j] : _offsets[j] + _lengths[j]) for vectorised overlaps.
+        # Kept texts, by position: tokens (for the LCS), element ids (for set overlaps), lengths,
+        # and element ids laid end to end in one array (text j's at _offsets[j] : _offsets[j] +
+        # _lengths[j]) for vectorised overlaps.
         self._tokens: list[list[str]] = []
+        self._element_tuples: list[tuple[int, ...]] = []
         self._lengths: list[int] = []
         self._length_array = np.zeros(64, dtype=np.int64)
         self._offsets = np.zeros(64, dtype=np.int64)
@@ -293,8 +295,8 @@ class NoveltyFilter:
         n = self._length_array[texts]
         need = self._min_overlaps(m + self._max_len)[m + n]
         fits = (np.concatenate(reaches)[query] <= m - unseen - need) & ((values & _REACH_MASK) <= n - need)
-        candidates = np.unique(texts[fits])
-        if not len(candidates):
+        candidates = sorted(set(texts[fits].tolist()))
+        if not candidates:
             return 0.0
         return self._verify(prepared.tokens, known, candidates)
 
@@ -413,28 +415,35 @@ class NoveltyFilter:
             self._shapes.append((tight_need, loose_need, size))
         return self._shapes[n]
 
-    def _verify(self, tokens: list[str], known: list[int], candidates: np.ndarray) -> float:
+    def _verify(self, tokens: list[str], known: list[int], texts: list[int]) -> float:
         """Highest F among candidates, each scored only while its overlap bound can beat the best."""
         m = len(tokens)
+        min_overlaps = self._min_overlaps(m + self._max_len)
+        if len(texts) <= _SET_OVERLAPS:
+            # Few candidates: set intersections in C beat the fixed cost of numpy calls.
+            probe = set(known)
+            lengths = self._lengths
+            element_tuples = self._element_tuples
+            bounded = []
+            for j in texts:
+                n = lengths[j]
+                shared = len(probe.intersection(element_tuples[j]))
+                if shared >= min_overlaps[m + n]:
+                    bounded.append((shared / (m + n), j, shared, n))
+            bounded.sort(reverse=True)
+            feasible = [(j, shared, n) for _, j, shared, n in bounded]
+        else:
+            candidates = np.array(texts, dtype=np.int64)
+            n = self._length_array[candidates]
+            overlap = self._overlaps(known, candidates, n)
+            passing = overlap >= min_overlaps[m + n]
+            candidates, n, overlap = candidates[passing], n[passing], overlap[passing]
+            order = np.argsort(-(overlap / (m + n)), kind="stable")
+            feasible = zip(candidates[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True)
         masks = lcs_masks(tokens)
         kept_tokens = self._tokens
-        lengths = self._lengths
-        if len(candidates) <= _DIRECT_LCS:
-            best = 0.0
-            for j in candidates.tolist():
-                score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, lengths[j])
-                if score > best:
-                    best = score
-            return best
-        n = self._length_array[candidates]
-        overlap = self._overlaps(known, candidates, n)
-        feasible = overlap >= self._min_overlaps(m + self._max_len)[m + n]
-        candidates, n, overlap = candidates[feasible], n[feasible], overlap[feasible]
-        order = np.argsort(-(overlap / (m + n)), kind="stable")
         best = 0.0
-        for j, shared, length in zip(
-            candidates[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True
-        ):
+        for j, shared, length in feasible:
             # F <= 2 * overlap / (m + n): once that cannot beat the best, nothing after can.
             if 2 * shared <= (best - _MARGIN) * (m + length):
                 break
@@ -492,6 +501,7 @@ class NoveltyFilter:
         n = len(prepared.tokens)
         self._store(position, element_ids)
         self._tokens.append(prepared.tokens)
+        self._element_tuples.append(tuple(element_ids))
         self._lengths.append(n)
         if n > self._max_len:
             self._max_len = n

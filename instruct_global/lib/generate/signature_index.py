@@ -15,7 +15,6 @@ import numpy as np
 
 # The dict is merged into the arrays once it holds this many entries, or a sixteenth of them.
 _MIN_MERGE = 1 << 15
-_SIGN = np.uint64(1 << 63)
 # Low key bits of the dict's keys are marked in a bitmap, so most keys skip the dict lookup.
 _RECENT_BITS = (1 << 20) - 1
 
@@ -26,7 +25,8 @@ class SignatureIndex:
     def __init__(self) -> None:
         self._keys = np.empty(0, dtype=np.int64)
         self._values = np.empty(0, dtype=np.int32)
-        self._shift = np.uint64(63)
+        self._shift = 63
+        self._slot_offset = 1
         self._directory = np.zeros(3, dtype=np.int64)
         # key -> value, or list of values once a key has several.
         self._recent: dict[int, int | list[int]] = {}
@@ -65,8 +65,9 @@ class SignatureIndex:
         found: list[int] = []
         found_for: list[int] = []
         recent = self._recent
-        key_list = keys.tolist()
-        for i in np.flatnonzero(self._recent_marks[keys & _RECENT_BITS]).tolist():
+        key_list = keys.tolist() if recent else []
+        marked = np.flatnonzero(self._recent_marks[keys & _RECENT_BITS]).tolist() if recent else []
+        for i in marked:
             held = recent.get(key_list[i])
             if held is not None:
                 if isinstance(held, int):
@@ -95,8 +96,8 @@ class SignatureIndex:
         return values, query[equal]
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
-        # Flipping the sign bit maps signed order onto unsigned order: sorted keys, sorted slots.
-        return ((keys.view(np.uint64) ^ _SIGN) >> self._shift).astype(np.int64)
+        # The top bits by an arithmetic shift (order-preserving), moved up to start at slot 0.
+        return (keys >> self._shift) + self._slot_offset
 
     def _merge(self) -> None:
         keys = np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent))
@@ -120,6 +121,7 @@ class SignatureIndex:
         self._values = values
         # About two entries per directory slot.
         bits = max(1, len(keys).bit_length() - 1)
-        self._shift = np.uint64(64 - bits)
+        self._shift = 64 - bits
+        self._slot_offset = 1 << (bits - 1)
         per_slot = np.bincount(self._slots(keys), minlength=1 << bits)
         self._directory = np.concatenate(([0], np.cumsum(per_slot)))
