@@ -65,7 +65,8 @@ _SET_OVERLAPS = 64
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
-_TIGHT, _LOOSE = 0, 1  # signature tags (see the module docstring)
+# Signature tags: how far past the tight prefix a kept text's subset reaches (see _kept_keys).
+_TIGHT, _NEAR, _FAR = 0, 1, 2
 _CODE_SEED = 20241201
 # Index values: kept-text position << _REACH_BITS | the signature's reach (see _subset_codes),
 # capped at _REACH_MASK, which only weakens the positional filter.
@@ -199,7 +200,7 @@ class NoveltyFilter:
         self._rare = np.zeros(0, dtype=bool)
         self._salts = [
             [np.int64(s) for s in self._code_source.integers(_INT64_MIN, _INT64_MAX, 4, dtype=np.int64)]
-            for _ in (_TIGHT, _LOOSE)
+            for _ in (_TIGHT, _NEAR, _FAR)
         ]
         self._plans: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
         # Scratch: marks the probe's elements while its overlaps are counted.
@@ -355,9 +356,10 @@ class NoveltyFilter:
         return plan
 
     def _kept_keys(self, elements: np.ndarray, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """Signature keys a kept text lists, and their values: tight subsets tagged _TIGHT, the
-        rest of the loose prefix _LOOSE (a subset is tight when it ends within the tight
-        prefix); each value holds the text's position and the subset's reach."""
+        """Signature keys a kept text lists, and their values (the text's position and the
+        subset's reach). Subsets within the tight prefix are tagged _TIGHT, those one element
+        past it _NEAR (they serve partners a little shorter), the rest of the loose prefix
+        _FAR (only much shorter partners), so that probes skip what cannot fit them."""
         n = len(elements)
         tight_need, loose_need, size = self._shape(n)
         salts = self._salts
@@ -367,8 +369,9 @@ class NoveltyFilter:
             if tight_need == loose_need:
                 keys.append(codes ^ salts[_TIGHT][s])
             else:
-                tight = reach <= n - tight_need
-                keys.append(np.where(tight, codes ^ salts[_TIGHT][s], codes ^ salts[_LOOSE][s]))
+                past = reach - (n - tight_need)
+                tagged = np.where(past <= 0, codes ^ salts[_TIGHT][s], codes ^ salts[_NEAR][s])
+                keys.append(np.where(past >= 2, codes ^ salts[_FAR][s], tagged))
             reaches.append(reach)
         if not keys:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
@@ -379,7 +382,8 @@ class NoveltyFilter:
         """(tags, need, signature size) per group of kept lengths a probe of ``m`` tokens meets.
 
         Kept texts no longer than the probe are met through their tight subsets, longer ones
-        through tight and loose. Within a group the probe's prefix serves the smallest
+        also through near and far ones where the pair's ``need`` lets those fit (a subset d
+        elements past the tight prefix fits pairs with need <= tight need - d). Within a group the probe's prefix serves the smallest
         ``need``, that of the shortest length in it that some kept text has (``need`` grows
         with length; the cache is cleared when a kept text brings a new length).
         """
@@ -391,8 +395,10 @@ class NoveltyFilter:
         for n in range(lo, min(hi, self._max_len) + 1):
             if not self._length_counts[n]:
                 continue
-            tags = (_TIGHT,) if n <= m or self._shape(n)[0] == self._shape(n)[1] else (_TIGHT, _LOOSE)
-            shortest.setdefault((tags, self._shape(n)[2]), n)
+            tight_need, loose_need, size = self._shape(n)
+            past = min(_FAR, tight_need - self._min_overlap_at(m + n), tight_need - loose_need)
+            tags = (_TIGHT, _NEAR, _FAR)[: max(0, past) + 1]
+            shortest.setdefault((tags, size), n)
         groups = [(tags, self._min_overlap_at(m + n), size) for (tags, size), n in shortest.items()]
         self._groups[m] = groups
         return groups
