@@ -18,21 +18,25 @@ common element within the first ``len - need + j`` elements of each text, so the
 first s common elements (s <= need) is among the s-subsets of those prefixes that each text
 lists. s is 3 (a triple of common words is rare even when every word is common, as in templated
 text from a small model), 2 when the first element is itself rare, and less only where ``need``
-or a long prefix asks for it. A kept text lists its subsets once, hashed to 64 bits, in a
-compact sorted index (``signature_index``); a hash collision only adds a candidate.
+or a long prefix asks for it. A kept text lists its subsets once, keyed by the XOR of random
+64-bit codes of their elements, in a compact sorted index (``signature_index``); a key collision
+only adds a candidate. Each entry also holds how far into the kept text's order its subset
+reaches, so a hit is dropped unless the subset lies within the prefixes of both texts for this
+pair's own ``need`` (a positional filter: the lists are built for the loosest partner).
 
 Prefixes depend on ``need``, which depends on both lengths. The shorter text of a pair needs the
 shorter prefix, and one short prefix per pair is what keeps out texts that share only common
-words late in a long prefix. So a kept text of n tokens marks the subsets within its tight
-prefix (for partners at least as long, ``need >= need(2n)``) apart from the rest of its loose
-prefix (for shorter partners): probes no shorter than it look up tight subsets only, with their
-own long prefix; shorter probes look up both, with their own short prefix.
+words late in a long prefix. So a kept text of n tokens tags the subsets within its tight
+prefix (for partners at least as long, ``need >= need(2n)``) apart from those one element past
+it and those further (for ever shorter partners): probes no shorter than it look up tight
+subsets only, with their own long prefix; shorter probes look up the tags their ``need`` can
+fit, with their own short prefix.
 
 The order is document frequency among kept texts, frozen between re-indexings (at each doubling
 of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
 fast. Elements first seen after the last re-indexing rank before all others, which extends the
 frozen order without moving anything already indexed. Candidates then get their exact multiset
-overlap in one vectorised pass, and those that can still exceed the bound an exact bit-parallel
+overlap (set intersections, or one vectorised pass when there are many), and those that can still exceed the bound an exact bit-parallel
 LCS, best bound first, until no bound can beat the best score found; the same float arithmetic
 as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
