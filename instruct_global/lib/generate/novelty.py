@@ -10,38 +10,74 @@ Why pruning is exact. With m and n tokens and LCS length L, ROUGE-L F = 2L/(m+n)
 the multiset overlap of the two token lists, and at most min(m, n). So a kept text can exceed a
 threshold t only if its length is within bounds set by m (length filter) and it shares at least
 ``need(m + n)``, the least integer above t(m+n)/2, tokens with the candidate. Treating a token's
-k-th occurrence as the element (token, k) turns multiset overlap into plain set overlap, so the
-prefix filter of set-similarity joins applies: sort each text's elements in one global order;
-two texts sharing ``need >= 2`` elements share their first two common ones, and both lie within
-the first ``len - need + 2`` elements of each text. Only those prefixes are indexed (with each
-element's position) and probed, and a kept text is verified only when met twice: near misses
-that share a single rare-ish word are dropped by set operations, in C. (Pairs with ``need == 1``,
-very short texts or tiny thresholds, become candidates on one shared element.) Rarest-first
-order keeps prefixes made of rare elements, whose postings stay short. The order is document
-frequency among kept texts, frozen between re-indexings (at each doubling of the kept set): any
-fixed total order keeps the filter exact, the frequencies only make it fast. Elements first seen
-after the last re-indexing rank before all others, which extends the frozen order without moving
-anything already indexed. Survivors get an exact bit-parallel LCS and the same float arithmetic
+k-th occurrence as the element (token, k) turns multiset overlap into plain set overlap.
+
+Candidates come from signatures, sets of elements rarer than any single word. Sort each text's
+elements in one global order (rarest first). Two texts sharing c >= need elements have their j-th
+common element within the first ``len - need + j`` elements of each text, so the set of their
+first s common elements (s <= need) is among the s-subsets of those prefixes that each text
+lists. s is 3 (a triple of common words is rare even when every word is common, as in templated
+text from a small model), 2 when the first element is itself rare, and less only where ``need``
+or a long prefix asks for it. A kept text lists its subsets once, keyed by the XOR of random
+64-bit codes of their elements, in a compact sorted index (``signature_index``); a key collision
+only adds a candidate. Each entry also holds how far into the kept text's order its subset
+reaches, so a hit is dropped unless the subset lies within the prefixes of both texts for this
+pair's own ``need`` (a positional filter: the lists are built for the loosest partner).
+
+Prefixes depend on ``need``, which depends on both lengths. The shorter text of a pair needs the
+shorter prefix, and one short prefix per pair is what keeps out texts that share only common
+words late in a long prefix. So a kept text of n tokens tags the subsets within its tight
+prefix (for partners at least as long, ``need >= need(2n)``) apart from those one element past
+it and those further (for ever shorter partners): probes no shorter than it look up tight
+subsets only, with their own long prefix; shorter probes look up the tags their ``need`` can
+fit, with their own short prefix.
+
+The order is document frequency among kept texts, frozen between re-indexings (at each doubling
+of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
+fast. Elements first seen after the last re-indexing rank before all others, which extends the
+frozen order without moving anything already indexed. Candidates then get their exact multiset
+overlap (set intersections, or one vectorised pass when there are many), and those that can still exceed the bound an exact bit-parallel
+LCS, best bound first, until no bound can beat the best score found; the same float arithmetic
 as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from instruct_global.lib.common.text_tokens import rouge_tokenize
+from instruct_global.lib.generate.signature_index import SignatureIndex
 
 # Bounds are loosened by this much so float rounding in rouge-score's F-measure (a few ulps)
 # can never turn a pruned pair into one that exceeds the threshold.
 _MARGIN = 1e-9
 # Kept-set size of the first re-ranking by frequency; later ones happen at each doubling.
 _FIRST_REINDEX = 32
+# Elements in at most this many kept texts (at the last re-indexing) are rare: a signature they
+# start is a pair, where common ones start triples.
+_RARE_DOC_FREQ = 40
+# Most signatures one kept text may list; longer prefixes use smaller subsets.
+_MAX_SIGNATURES = 120
+# Up to this many candidates get their overlap bound from Python sets, more from numpy.
+_SET_OVERLAPS = 64
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
+# Signature tags: how far past the tight prefix a kept text's subset reaches (see _kept_keys).
+_TIGHT, _NEAR, _FAR = 0, 1, 2
+_CODE_SEED = 20241201
+# Index values: kept-text position << _REACH_BITS | the signature's reach (see _subset_codes),
+# capped at _REACH_MASK, which only weakens the positional filter.
+_REACH_BITS = 5
+_REACH_MASK = (1 << _REACH_BITS) - 1
+_MAX_KEPT = 1 << (31 - _REACH_BITS)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +136,12 @@ def lcs_length(masks: dict[str, int], length: int, other: list[str]) -> int:
     return length - (v & full).bit_count()
 
 
+def _columns(rows: list[tuple[int, ...]], width: int) -> tuple[np.ndarray, ...]:
+    """The columns of ``rows`` (tuples of ``width`` ints) as int64 arrays."""
+    table = np.array(rows, dtype=np.int64).reshape(-1, width)
+    return tuple(table[:, c].copy() for c in range(width))
+
+
 def _multiset_elements(tokens: list[str]) -> list[_Element]:
     seen: dict[str, int] = {}
     elements: list[_Element] = []
@@ -134,25 +176,45 @@ class NoveltyFilter:
         self._tokenize: Tokenizer = tokenizer or rouge_tokenize
         # Pairs are pruned only when 2 * overlap <= _bound * (m + n): then F <= exact_above.
         self._bound = floor - _MARGIN
-        # Kept texts, by position.
+        # Kept texts, by position: tokens (for the LCS), element ids (for set overlaps), lengths,
+        # and element ids laid end to end in one array (text j's at _offsets[j] : _offsets[j] +
+        # _lengths[j]) for vectorised overlaps.
         self._tokens: list[list[str]] = []
-        self._element_sets: list[frozenset[int]] = []
+        self._element_tuples: list[tuple[int, ...]] = []
         self._lengths: list[int] = []
+        self._length_array = np.zeros(64, dtype=np.int64)
+        self._offsets = np.zeros(64, dtype=np.int64)
+        self._flat = np.zeros(1024, dtype=np.int32)
+        self._flat_size = 0
         self._max_len = 0
+        self._length_counts = [0]  # kept texts per length
         # Element ids, their document frequency among kept texts, and their rank in the order.
         self._element_ids: dict[_Element, int] = {}
         self._doc_freq: list[int] = []
         self._rank: list[int] = []
         self._next_fresh_rank = -1
         self._next_reindex = _FIRST_REINDEX
-        # element id -> kept length n -> (texts, ends): positions of the kept texts of n tokens
-        # with the element in their index prefix, sorted by where it sits there (j); ends[j] is
-        # how many sit at j or earlier (all of them past the end of ends).
-        self._postings: dict[int, dict[int, tuple[list[int], list[int]]]] = {}
-        # Length bounds and minimal overlaps, cached by length / by m + n.
+        # Elements ranked below this count as rare (see _subset_codes); fresh ones always do.
+        self._rare_below = 0
+        self._index = SignatureIndex()
+        # Random 64-bit codes per element (a subset's key is the XOR of its codes and a salt per
+        # tag and size) and rare flags per element; both grow with the elements.
+        self._code_source = np.random.default_rng(_CODE_SEED)
+        self._codes = np.zeros(0, dtype=np.int64)
+        self._rare = np.zeros(0, dtype=bool)
+        self._salts = [
+            [np.int64(s) for s in self._code_source.integers(_INT64_MIN, _INT64_MAX, 4, dtype=np.int64)]
+            for _ in (_TIGHT, _NEAR, _FAR)
+        ]
+        self._plans: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+        # Scratch: marks the probe's elements while its overlaps are counted.
+        self._probe_mask = np.zeros(1024, dtype=bool)
+        # Length bounds, minimal overlaps and signature shapes, cached by length / by m + n.
         self._min_overlap: list[int] = []
+        self._min_overlap_array = np.zeros(0, dtype=np.int64)
         self._length_ranges: dict[int, tuple[int, int]] = {}
-        self._probe_plans: dict[int, tuple[int, list[int]]] = {}
+        self._shapes: list[tuple[int, int, int]] = []
+        self._groups: dict[int, list[tuple[tuple[int, ...], int, int]]] = {}
 
     @property
     def threshold(self) -> float:
@@ -210,113 +272,224 @@ class NoveltyFilter:
         return NoveltyCheck(novel=not best > self._threshold, max_score=best, exact=exact)
 
     def _indexed_max(self, prepared: _Prepared) -> float:
-        """Highest F among kept texts that survive length, prefix and overlap filtering."""
+        """Highest F among kept texts that share a signature with the probe and could pass."""
         m = len(prepared.tokens)
         if m == 0 or not self._lengths:
             return 0.0
         known = [e for e in map(self._element_ids.get, prepared.elements) if e is not None]
         known.sort(key=self._rank.__getitem__)
-        candidates = self._probe(known, m)
+        elements = np.array(known, dtype=np.int64)
+        # Unseen elements are in no kept text: counted as first in the probe's order, they take
+        # prefix positions without opening signatures (the tightest choice, still exact).
+        unseen = m - len(known)
+        keys: list[np.ndarray] = []
+        reaches: list[np.ndarray] = []
+        for tags, need, size in self._probe_groups(m):
+            for codes, reach, s in self._subset_codes(elements, m - need - unseen, size):
+                for tag in tags:
+                    keys.append(codes ^ self._salts[tag][s])
+                    reaches.append(reach)
+        if not keys:
+            return 0.0
+        values, query = self._index.lookup(np.concatenate(keys))
+        if not len(values):
+            return 0.0
+        # Positional filter, per pair: the signature is the pair's first s common elements, so
+        # its reach is at most len - need in both texts, for this pair's own need.
+        texts = values >> _REACH_BITS
+        n = self._length_array[texts]
+        need = self._min_overlaps(m + self._max_len)[m + n]
+        fits = (np.concatenate(reaches)[query] <= m - unseen - need) & ((values & _REACH_MASK) <= n - need)
+        candidates = sorted(set(texts[fits].tolist()))
         if not candidates:
             return 0.0
-        return self._verify(prepared.tokens, frozenset(known), candidates)
+        return self._verify(prepared.tokens, known, candidates)
 
-    def _probe(self, known: list[int], m: int) -> set[int]:
-        """Kept texts sharing enough prefix elements with the probe to possibly pass."""
-        lo, plan = self._probe_plan(m)
-        self._extend_min_overlap(m + self._max_len)
-        min_overlap = self._min_overlap
-        longest = self._max_len
-        once: set[int] = set()
-        candidates: set[int] = set()
-        postings = self._postings
-        # Unseen elements rank first and have no postings, but still take prefix positions.
-        for element, end in zip(known, plan[m - len(known) :], strict=False):
-            by_length = postings.get(element)
-            if by_length is None:
-                continue
-            end = min(end, longest + 1)
-            if len(by_length) <= end - lo:  # rare elements: few lengths to look at
-                groups = [(n, p) for n, p in by_length.items() if lo <= n < end]
-            else:
-                groups = [(n, p) for n in range(lo, end) if (p := by_length.get(n)) is not None]
-            for n, (texts, ends) in groups:
-                # A pair needing `need` >= 2 shared elements shares two within the first
-                # n - need + 2 elements of the kept text's prefix: later ones are skipped.
-                cap = n - min_overlap[m + n] + 2
-                # Texts are sorted by where the element sits in their prefix: take the leading ones.
-                cut = ends[cap - 1] if cap <= len(ends) else len(texts)
-                if cut == 0:
-                    continue
-                hits = texts[:cut] if cut < len(texts) else texts
-                if cap > n:  # need == 1: a single shared element can be enough for this pair
-                    candidates.update(hits)
-                else:
-                    # Each text is listed once per element: meeting it again means two shared.
-                    candidates.update(once.intersection(hits))
-                    once.update(hits)
-        return candidates
+    def _subset_codes(
+        self, elements: np.ndarray, slack: int, size: int
+    ) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Signature subsets of a text whose known elements, in rank order, are ``elements``,
+        where ``slack`` is its length minus ``need`` minus the unseen elements before them, as
+        (XOR of the elements' random codes, reach, subset size) per subset size.
 
-    def _probe_plan(self, m: int) -> tuple[int, list[int]]:
-        """Shortest admissible kept length, and per probe prefix position i the end (exclusive)
-        of the kept lengths worth looking up there.
-
-        A pair needing ``need`` >= 2 shared elements shares two within the first ``m - need + 2``
-        probe elements, so later probe positions serve only shorter partners (``need`` grows with
-        the partner's length). Pairs needing a single shared element are looked up everywhere.
+        The j-th common element of a pair (1-based) lies at index ``slack + j - 1`` or earlier,
+        so a subset of s elements whose last one sits at index ``s - 1 + reach`` serves pairs
+        with ``reach <= slack``. Size-3 subsets that would start with a rare element are pairs.
         """
-        cached = self._probe_plans.get(m)
+        count = len(elements)
+        if slack < 0 or not count:
+            return []
+        plan = self._subset_plan(count, slack, size)
+        codes = self._codes[elements]
+        if size == 1:
+            first, reach = plan
+            return [(codes[first], reach, 1)]
+        pair_first, pair_last, pair_reach = plan[:3]
+        pairs = codes[pair_first] ^ codes[pair_last]
+        if size == 2:
+            return [(pairs, pair_reach, 2)]
+        rare = self._rare[elements]
+        rare_pairs = rare[pair_first]
+        first, middle, last, reach = plan[3:]
+        triples = ~rare[first]
+        return [
+            (pairs[rare_pairs], pair_reach[rare_pairs], 2),
+            (codes[first[triples]] ^ codes[middle[triples]] ^ codes[last[triples]], reach[triples], 3),
+        ]
+
+    def _subset_plan(self, count: int, slack: int, size: int) -> tuple[np.ndarray, ...]:
+        """Index arrays of the subsets ``_subset_codes`` lists, cached by shape, each family with
+        its reach: singles (index, reach), or pairs (first, last, reach), or pairs then triples
+        (first, middle, last, reach)."""
+        key = (count, slack, size)
+        plan = self._plans.get(key)
+        if plan is None:
+            starts = range(min(slack + 1, count))
+            if size == 1:
+                plan = _columns([(i, i) for i in starts], 2)
+            else:
+                pair_end = min(slack + 2, count)
+                plan = _columns([(i, j, j - 1) for i in starts for j in range(i + 1, pair_end)], 3)
+                if size == 3:
+                    ends = min(slack + 3, count)
+                    triples = [
+                        (i, j, k, k - 2) for i in starts for j in range(i + 1, ends) for k in range(j + 1, ends)
+                    ]
+                    plan += _columns(triples, 4)
+            self._plans[key] = plan
+        return plan
+
+    def _kept_keys(self, elements: np.ndarray, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """Signature keys a kept text lists, and their values (the text's position and the
+        subset's reach). Subsets within the tight prefix are tagged _TIGHT, those one element
+        past it _NEAR (they serve partners a little shorter), the rest of the loose prefix
+        _FAR (only much shorter partners), so that probes skip what cannot fit them."""
+        n = len(elements)
+        tight_need, loose_need, size = self._shape(n)
+        salts = self._salts
+        keys = []
+        reaches = []
+        for codes, reach, s in self._subset_codes(elements, n - loose_need, size):
+            if tight_need == loose_need:
+                keys.append(codes ^ salts[_TIGHT][s])
+            else:
+                past = reach - (n - tight_need)
+                tagged = np.where(past <= 0, codes ^ salts[_TIGHT][s], codes ^ salts[_NEAR][s])
+                keys.append(np.where(past >= 2, codes ^ salts[_FAR][s], tagged))
+            reaches.append(reach)
+        if not keys:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        values = (position << _REACH_BITS) | np.minimum(np.concatenate(reaches), _REACH_MASK)
+        return np.concatenate(keys), values
+
+    def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
+        """(tags, need, signature size) per group of kept lengths a probe of ``m`` tokens meets.
+
+        Kept texts no longer than the probe are met through their tight subsets, longer ones
+        also through near and far ones where the pair's ``need`` lets those fit (a subset d
+        elements past the tight prefix fits pairs with need <= tight need - d). Within a group the probe's prefix serves the smallest
+        ``need``, that of the shortest length in it that some kept text has (``need`` grows
+        with length; the cache is cleared when a kept text brings a new length).
+        """
+        cached = self._groups.get(m)
         if cached is not None:
             return cached
         lo, hi = self._length_range(m)
-        plan = []
-        for i in range(self._prefix_length(m)):
-            # Largest n in [lo, hi] with need(m + n) <= m - i + 1, by bisection (need is monotone).
-            below, above = lo - 1, hi + 1
-            while above - below > 1:
-                mid = (below + above) // 2
-                if self._min_overlap_at(m + mid) <= m - i + 1:
-                    below = mid
-                else:
-                    above = mid
-            plan.append(below + 1)
-        self._probe_plans[m] = (lo, plan)
-        return lo, plan
-
-    def _verify(self, tokens: list[str], element_set: frozenset[int], candidates: set[int]) -> float:
-        m = len(tokens)
-        self._extend_min_overlap(m + self._max_len)
-        min_overlap = self._min_overlap
-        masks = lcs_masks(tokens)
-        best = 0.0
-        for j in candidates:
-            n = self._lengths[j]
-            if len(element_set & self._element_sets[j]) < min_overlap[m + n]:
+        shortest: dict[tuple[tuple[int, ...], int], int] = {}
+        for n in range(lo, min(hi, self._max_len) + 1):
+            if not self._length_counts[n]:
                 continue
-            score = rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, n)
+            tight_need, loose_need, size = self._shape(n)
+            past = min(_FAR, tight_need - self._min_overlap_at(m + n), tight_need - loose_need)
+            tags = (_TIGHT, _NEAR, _FAR)[: max(0, past) + 1]
+            shortest.setdefault((tags, size), n)
+        groups = [(tags, self._min_overlap_at(m + n), size) for (tags, size), n in shortest.items()]
+        self._groups[m] = groups
+        return groups
+
+    def _shape(self, n: int) -> tuple[int, int, int]:
+        """(tight need, loose need, signature size) a kept text of ``n`` tokens is indexed with.
+
+        Tight: partners at least as long need at least need(2n) shared elements. Loose: the
+        shortest admissible partner needs the fewest. The size is 3 where it fits, less where
+        fewer shared elements are needed or a long prefix would make too many subsets.
+        """
+        while len(self._shapes) <= n:
+            length = len(self._shapes)
+            lo, _ = self._length_range(length) if length else (0, 0)
+            tight_need = self._min_overlap_at(2 * length)
+            loose_need = self._min_overlap_at(length + lo)
+            size = min(3, loose_need)
+            while size > 1 and math.comb(length - loose_need + size, size) > _MAX_SIGNATURES:
+                size -= 1
+            self._shapes.append((tight_need, loose_need, size))
+        return self._shapes[n]
+
+    def _verify(self, tokens: list[str], known: list[int], texts: list[int]) -> float:
+        """Highest F among candidates, each scored only while its overlap bound can beat the best."""
+        m = len(tokens)
+        min_overlaps = self._min_overlaps(m + self._max_len)
+        if len(texts) <= _SET_OVERLAPS:
+            # Few candidates: set intersections in C beat the fixed cost of numpy calls.
+            probe = set(known)
+            lengths = self._lengths
+            element_tuples = self._element_tuples
+            bounded = []
+            for j in texts:
+                n = lengths[j]
+                shared = len(probe.intersection(element_tuples[j]))
+                if shared >= min_overlaps[m + n]:
+                    bounded.append((shared / (m + n), j, shared, n))
+            bounded.sort(reverse=True)
+            feasible = [(j, shared, n) for _, j, shared, n in bounded]
+        else:
+            candidates = np.array(texts, dtype=np.int64)
+            n = self._length_array[candidates]
+            overlap = self._overlaps(known, candidates, n)
+            passing = overlap >= min_overlaps[m + n]
+            candidates, n, overlap = candidates[passing], n[passing], overlap[passing]
+            order = np.argsort(-(overlap / (m + n)), kind="stable")
+            feasible = zip(candidates[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True)
+        masks = lcs_masks(tokens)
+        kept_tokens = self._tokens
+        best = 0.0
+        for j, shared, length in feasible:
+            # F <= 2 * overlap / (m + n): once that cannot beat the best, nothing after can.
+            if 2 * shared <= (best - _MARGIN) * (m + length):
+                break
+            score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, length)
             if score > best:
                 best = score
         return best
+
+    def _overlaps(self, known: list[int], texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Multiset overlap of the probe (its known element ids) with each of ``texts``."""
+        mask = self._probe_mask
+        mask[known] = True
+        starts = np.cumsum(lengths) - lengths
+        # Every element index of every text (all have at least one), texts laid end to end.
+        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(starts[-1] + lengths[-1]))
+        overlap = np.add.reduceat(mask[self._flat[index]], starts, dtype=np.int64)
+        mask[known] = False
+        return overlap
 
     def _scan_max(self, prepared: _Prepared, best: float) -> float:
         """Exact maximum by overlap upper bounds over every kept text, best bounds first."""
         tokens = prepared.tokens
         m = len(tokens)
-        ids = self._element_ids
-        element_set = frozenset(e for e in map(ids.get, prepared.elements) if e is not None)
-        bounded = []
-        for j, kept in enumerate(self._element_sets):
-            overlap = len(element_set & kept)
-            if overlap:
-                bounded.append((overlap / (m + self._lengths[j]), overlap, j))
-        bounded.sort(reverse=True)
+        known = [e for e in map(self._element_ids.get, prepared.elements) if e is not None]
+        texts = np.flatnonzero(self._length_array[: len(self._lengths)])
+        if not m or not len(texts):
+            return best
+        n = self._length_array[texts]
+        overlap = self._overlaps(known, texts, n)
+        order = np.argsort(-(overlap / (m + n)), kind="stable")
         masks = lcs_masks(tokens)
-        for _, overlap, j in bounded:
-            n = self._lengths[j]
+        for j, shared, length in zip(texts[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True):
             # F <= 2 * overlap / (m + n); the margin absorbs rounding in rouge-score's F.
-            if 2 * overlap <= (best - _MARGIN) * (m + n):
+            if 2 * shared <= (best - _MARGIN) * (m + length):
                 break
-            best = max(best, rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, n))
+            best = max(best, rouge_l_fmeasure(lcs_length(masks, m, self._tokens[j]), m, length))
         return best
 
     def _keep(self, prepared: _Prepared) -> None:
@@ -333,45 +506,69 @@ class NoveltyFilter:
             self._doc_freq[e] += 1
             element_ids.append(e)
         position = len(self._lengths)
-        m = len(prepared.tokens)
+        if position >= _MAX_KEPT:
+            raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
+        n = len(prepared.tokens)
+        self._store(position, element_ids)
         self._tokens.append(prepared.tokens)
-        self._element_sets.append(frozenset(element_ids))
-        self._lengths.append(m)
-        self._max_len = max(self._max_len, m)
+        self._element_tuples.append(tuple(element_ids))
+        self._lengths.append(n)
+        if n > self._max_len:
+            self._max_len = n
+            self._length_counts += [0] * (n + 1 - len(self._length_counts))
+        if not self._length_counts[n]:
+            self._groups = {}  # a new kept length: probes may need other groups or prefixes
+        self._length_counts[n] += 1
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
-        else:
-            self._index(position, element_ids)
+        elif n:
+            ordered = np.array(sorted(element_ids, key=self._rank.__getitem__), dtype=np.int64)
+            self._index.add(*self._kept_keys(ordered, position))
 
-    def _index(self, position: int, element_ids: list[int]) -> None:
-        m = len(element_ids)
-        if m == 0:
-            return
-        prefix = sorted(element_ids, key=self._rank.__getitem__)[: self._prefix_length(m)]
-        for j, element in enumerate(prefix):
-            by_length = self._postings.setdefault(element, {})
-            posting = by_length.get(m)
-            if posting is None:
-                by_length[m] = ([position], [0] * j + [1])
-                continue
-            texts, ends = posting
-            if len(ends) <= j:
-                ends.extend([len(texts)] * (j + 1 - len(ends)))
-            texts.insert(ends[j], position)
-            for k in range(j, len(ends)):
-                ends[k] += 1
+    def _store(self, position: int, element_ids: list[int]) -> None:
+        """Append a kept text's length and element ids to the arrays, growing them by doubling."""
+        if position >= len(self._offsets):
+            self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
+            self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
+        end = self._flat_size + len(element_ids)
+        while end > len(self._flat):
+            self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
+        while len(self._doc_freq) > len(self._probe_mask):
+            self._probe_mask = np.concatenate((self._probe_mask, np.zeros_like(self._probe_mask)))
+        fresh = len(self._doc_freq) - len(self._codes)
+        if fresh > 0:
+            more = self._code_source.integers(_INT64_MIN, _INT64_MAX, fresh, dtype=np.int64, endpoint=True)
+            self._codes = np.concatenate((self._codes, more))
+            self._rare = np.concatenate((self._rare, np.ones(fresh, dtype=bool)))  # fresh ranks are rare
+        self._flat[self._flat_size : end] = element_ids
+        self._offsets[position] = self._flat_size
+        self._length_array[position] = len(element_ids)
+        self._flat_size = end
 
     def _reindex(self) -> None:
-        """Re-rank elements rarest first by current frequencies and rebuild the prefix index."""
-        order = sorted(range(len(self._doc_freq)), key=self._doc_freq.__getitem__)
+        """Re-rank elements rarest first by current frequencies and rebuild the signature index."""
+        doc_freq = self._doc_freq
+        order = sorted(range(len(doc_freq)), key=doc_freq.__getitem__)
         rank = [0] * len(order)
         for r, e in enumerate(order):
             rank[e] = r
         self._rank = rank
+        # Ranks below this are rare; fresh elements (negative ranks) count as rare too.
+        self._rare_below = bisect.bisect_right([doc_freq[e] for e in order], _RARE_DOC_FREQ)
         self._next_fresh_rank = -1
-        self._postings = {}
-        for position, element_set in enumerate(self._element_sets):
-            self._index(position, list(element_set))
+        self._rare = np.array(rank, dtype=np.int64) < self._rare_below
+        keys: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        flat = self._flat.tolist()
+        for position, n in enumerate(self._lengths):
+            if n:
+                start = int(self._offsets[position])
+                ordered = np.array(sorted(flat[start : start + n], key=rank.__getitem__), dtype=np.int64)
+                text_keys, text_values = self._kept_keys(ordered, position)
+                keys.append(text_keys)
+                values.append(text_values)
+        if keys:
+            self._index.rebuild(np.concatenate(keys), np.concatenate(values))
         self._next_reindex = 2 * len(self._lengths)
 
     def _min_overlap_at(self, total: int) -> int:
@@ -379,10 +576,13 @@ class NoveltyFilter:
         # 2 * overlap > bound * (m + n); at least one shared token since F > 0 needs one.
         return max(1, math.floor(self._bound * total / 2) + 1)
 
-    def _extend_min_overlap(self, total: int) -> None:
-        table = self._min_overlap
-        while len(table) <= total:
-            table.append(self._min_overlap_at(len(table)))
+    def _min_overlaps(self, total: int) -> np.ndarray:
+        """``_min_overlap_at`` for every total up to ``total``, as an array."""
+        if len(self._min_overlap_array) <= total:
+            self._min_overlap_array = np.array(
+                [self._min_overlap_at(t) for t in range(2 * total + 1)], dtype=np.int64
+            )
+        return self._min_overlap_array
 
     def _admissible(self, m: int, n: int) -> bool:
         return self._min_overlap_at(m + n) <= min(m, n)
@@ -406,10 +606,3 @@ class NoveltyFilter:
                 hi -= 1
         self._length_ranges[m] = (lo, hi)
         return lo, hi
-
-    def _prefix_length(self, m: int) -> int:
-        """Prefix size that two texts of m and any admissible n tokens must share within."""
-        lo, _ = self._length_range(m)
-        # Texts sharing `need` >= 2 elements share their first two common ones, and both lie
-        # within the first len - need + 2 elements of each text.
-        return min(m, m - self._min_overlap_at(m + lo) + 2)

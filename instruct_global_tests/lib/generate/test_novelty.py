@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import unicodedata
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 from rouge_score.tokenize import tokenize as rouge_score_tokenize
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize, unicode_word_tokenize
+from instruct_global.lib.generate import signature_index
 from instruct_global.lib.generate.novelty import NoveltyFilter, lcs_length, lcs_masks
+from instruct_global.lib.generate.signature_index import SignatureIndex
+from instruct_global_tests.fixtures.instruction_streams import TEMPLATED_SEED, templated_stream
 
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -88,7 +93,12 @@ def _scored(kind: str, seed: int) -> tuple[list[str], list[list[float]]]:
 
     Scores do not depend on the threshold, so all thresholds share one quadratic pass.
     """
-    texts = _stream(seed, 300) if kind == "instructions" else _multiset_stream(seed, 150)
+    if kind == "instructions":
+        texts = _stream(seed, 300)
+    elif kind == "templated":
+        texts = list(itertools.islice(templated_stream(seed), 300))
+    else:
+        texts = _multiset_stream(seed, 150)
     tokens = [rouge_tokenize(t) for t in texts]
     scores = [
         [rouge_scorer._score_lcs(tokens[i], tokens[j]).fmeasure for j in range(i)] for i in range(len(texts))
@@ -125,6 +135,42 @@ def test_stream_matches_naive_loop(threshold: float, seed: int) -> None:
     texts, scores = _scored("instructions", seed)
     rejected = _replay(NoveltyFilter(threshold), texts, scores, seeds=20)
     assert 0 < rejected < len(texts) - 20  # the stream exercises both outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("threshold", "exact_above"), [(0.7, None), (0.5, None), (0.9, None), (0.7, 0.3)])
+@pytest.mark.parametrize("seed", [TEMPLATED_SEED, 5])
+def test_templated_stream_with_near_copies_matches_naive_loop(
+    threshold: float, exact_above: float | None, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four frames over ~200 word types, 30 % near-copies: every token is common."""
+    # Merge the index's recent entries often, so that merging is exercised on a short stream.
+    monkeypatch.setattr(signature_index, "_MIN_MERGE", 200)
+    texts, scores = _scored("templated", seed)
+    rejected = _replay(NoveltyFilter(threshold, exact_above=exact_above), texts, scores, seeds=10)
+    assert 0 < rejected < len(texts) - 10
+
+
+def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signature_index, "_MIN_MERGE", 50)
+    rng = random.Random(3)
+    pool = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(300)] + [-(1 << 63), (1 << 63) - 1, 0, -2]
+    index = SignatureIndex()
+    reference: dict[int, list[int]] = {}
+    for step in range(400):
+        if step == 200:  # a rebuild replaces everything, then additions continue on top of it
+            keys = [k for k, values in reference.items() for _ in values]
+            values = [v for values in reference.values() for v in values]
+            index.rebuild(np.array(keys, dtype=np.int64), np.array(values, dtype=np.int64))
+        keys = rng.sample(pool, rng.randrange(1, 8))
+        index.add(np.array(keys, dtype=np.int64), np.full(len(keys), step, dtype=np.int64))
+        for key in keys:
+            reference.setdefault(key, []).append(step)
+        query = [*rng.sample(pool, 20), rng.randrange(-(1 << 63), 1 << 63)]
+        values, which = index.lookup(np.array(query, dtype=np.int64))
+        expected = sorted((v, i) for i, key in enumerate(query) for v in reference.get(key, []))
+        assert sorted(zip(values.tolist(), which.tolist(), strict=True)) == expected
+    assert len(index) == sum(map(len, reference.values()))
 
 
 @pytest.mark.parametrize(
