@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 from instruct_global.languages import Language, UnsupportedLanguageError, get_language
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.call_cache import cache_key
+from instruct_global.lib.common.preflight import Problem, raise_if_problems
 from instruct_global.lib.common.sentences import Segmented, segment
 from instruct_global.resources.call_cache import CallCacheResource
 
@@ -71,6 +72,14 @@ class TranslatorResource(ConfigurableResource):
     backend_name: ClassVar[str] = "translator"
 
     _call_stats: CallStats = PrivateAttr(default_factory=CallStats)
+
+    def preflight_problems(self) -> list[Problem]:
+        """What this backend lacks to run (model files, credentials), checked in seconds."""
+        return []
+
+    def setup_for_execution(self, context: Any) -> None:
+        # every step that uses the translator checks first, so a launch from the UI fails fast too
+        raise_if_problems(self.preflight_problems(), f"the translator {type(self).__name__}")
 
     # ---- hooks -----------------------------------------------------------------------------
     @abstractmethod
