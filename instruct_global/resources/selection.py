@@ -23,9 +23,9 @@ from typing import Any
 
 from dagster import EnvVar
 
+from instruct_global.lib.common.embedded_model import EMBEDDED_MODEL
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm import LLMResource
-from instruct_global.lib.common.embedded_model import EMBEDDED_MODEL
 from instruct_global.resources.llm_anthropic import AnthropicLLM
 from instruct_global.resources.llm_llamacpp import LlamaCppLLM
 from instruct_global.resources.llm_local import LocalTransformersLLM

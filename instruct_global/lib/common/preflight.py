@@ -117,7 +117,8 @@ def file_problem(path: str | Path, what: str, fix: str) -> Problem | None:
     if path.is_file() and os.access(path, os.R_OK):
         return None
     state = "is a folder" if path.is_dir() else "is not readable" if path.exists() else "does not exist"
-    return Problem(f"{what}: {path} {state}", fix)
+    where = "" if path.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+    return Problem(f"{what}: {path} {state}{where}", fix)
 
 
 _WEIGHTS = (".safetensors", ".bin")
