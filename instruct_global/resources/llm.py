@@ -154,6 +154,9 @@ class LLMResource(ConfigurableResource):
 
     backend_name: ClassVar[str] = "llm"
     supports_batch: ClassVar[bool] = False
+    # True where a JSON schema in response_format is enforced while decoding (a grammar): stages
+    # then ask for their exact answer shape, which even a small model cannot get wrong
+    enforces_json_schema: ClassVar[bool] = False
     max_batch_requests: ClassVar[int] = 50_000
 
     _call_stats: CallStats = PrivateAttr(default_factory=CallStats)

@@ -113,6 +113,7 @@ class LlamaCppLLM(LLMResource):
 
     backend_name: ClassVar[str] = "llamacpp"
     supports_batch: ClassVar[bool] = False
+    enforces_json_schema: ClassVar[bool] = True  # llama.cpp turns the schema into a sampling grammar
 
     _fingerprint: str | None = PrivateAttr(default=None)
 
