@@ -85,7 +85,7 @@ def test_a_server_error_fails_the_item_without_retries(tmp_path: Path) -> None:
 
 def test_missing_unreadable_or_damaged_files_are_clear_errors(tmp_path: Path) -> None:
     missing = llamacpp(tmp_path, model=str(tmp_path / "none.gguf"))
-    with pytest.raises(LlamaCppModelError, match="there is no file .*none.gguf.*INSTRUCT_GLOBAL_LLM_MODEL"):
+    with pytest.raises(LlamaCppModelError, match=r"there is no file .*none\.gguf.*INSTRUCT_GLOBAL_LLM_MODEL"):
         missing.complete([ChatRequest.from_prompt("hi")])
     [problem] = missing.preflight_problems()
     assert "none.gguf" in problem.what and "INSTRUCT_GLOBAL_LLM=openai-compatible" in problem.fix
@@ -99,7 +99,7 @@ def test_missing_unreadable_or_damaged_files_are_clear_errors(tmp_path: Path) ->
 
     damaged = tmp_path / "damaged.gguf"
     damaged.write_bytes(b"GGUF" + bytes(200))
-    with pytest.raises(LlamaCppModelError, match="llama.cpp could not load .*damaged.gguf"):
+    with pytest.raises(LlamaCppModelError, match=r"llama\.cpp could not load .*damaged\.gguf"):
         llamacpp(tmp_path, model=str(damaged)).server()
 
 

@@ -338,9 +338,10 @@ def _answer_format_line(first: int, last: int, json_schema: bool) -> str:
 
 
 TASK_FIELDS: tuple[str, ...] = ("category", "instruction", "input", "output")
-# Bounds of each field in schema mode, a little above the prompt's word limits: a model that runs
-# on inside one string stops there instead of spending the whole token budget on one task.
-MAX_TASK_FIELD_CHARS = {"category": 40, "instruction": 500, "input": 900, "output": 1200}
+# Bounds of each field in schema mode, so that a task fits the answer's token budget (350 tokens a
+# task, about 1,400 characters of English): a model that runs on inside one string (small models
+# do) stops there instead of spending the budget on one field and leaving the task cut off.
+MAX_TASK_FIELD_CHARS = {"category": 40, "instruction": 300, "input": 500, "output": 700}
 
 
 def self_instruct_response_format(n_new: int, category_hint: str | None = None) -> dict[str, Any]:

@@ -30,8 +30,10 @@ MAX_EXAMPLE_VALUE_CHARS = 600
 MAX_DESCRIPTION_CHARS = 2000
 MAX_AVOID = 30
 # Longest field a template may have in schema mode: a model that runs on inside one string (small
-# models do) is stopped there instead of spending the whole token budget on one template.
-MAX_TEMPLATE_FIELD_CHARS = 600
+# models do, copying the example row's text) is stopped there instead of spending the answer's
+# whole token budget (250 tokens a template) on one field and being cut off. Template fields hold
+# placeholders and a few words around them, so 250 characters is generous.
+MAX_TEMPLATE_FIELD_CHARS = 250
 
 SKELETON_SYSTEM = (
     "You write English instruction templates for an instruction-tuning dataset. Text inside "
