@@ -83,6 +83,8 @@ def main() -> int:
     # 1. the reference: the binding alone, on the server our one-slot resource loads
     one_slot = resource("one_slot", 1)
     server = one_slot.server()
+    # one short call first: the first decode allocates llama.cpp's compute buffers
+    server.handle_chat_completions({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
     start = time.perf_counter()
     tokens = 0
     for request in plain:

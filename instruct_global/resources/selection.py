@@ -7,7 +7,7 @@ references that Dagster resolves at run time, so no key is ever read, logged or 
 |---|---|
 | INSTRUCT_GLOBAL_LLM | local, openai, openai-compatible, anthropic, llamacpp |
 | INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5, embedded (or a .gguf path) |
-| INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama) |
+| INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama); anthropic: a gateway |
 | INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
 | INSTRUCT_GLOBAL_TRANSLATOR | nllb, google |
 | INSTRUCT_GLOBAL_NLLB_MODEL | facebook/nllb-200-distilled-600M (or a local folder) |
@@ -78,7 +78,11 @@ def select_llm(env: Mapping[str, str], cache: CallCacheResource) -> LLMResource:
     if backend == "openai":
         return OpenAIChatLLM(model=model, cache=cache, api_key=EnvVar("OPENAI_API_KEY"), **limits)
     if backend == "anthropic":
-        return AnthropicLLM(model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), **limits)
+        # a gateway or Anthropic-compatible server (its own headers go in the resource config)
+        base_url = env.get("INSTRUCT_GLOBAL_LLM_BASE_URL") or None
+        return AnthropicLLM(
+            model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), base_url=base_url, **limits
+        )
     if backend == "llamacpp":
         # concurrency is the number of decoding slots: threads beyond them would only queue
         slots = limits.pop("max_concurrency", None)

@@ -17,7 +17,7 @@ needs_model = pytest.mark.skipif(embedded_model_path() is None, reason="llm-smol
 
 
 def llamacpp(tmp_path: Path, name: str = "c", **kwargs: object) -> LlamaCppLLM:
-    return LlamaCppLLM(cache=CallCacheResource(url=str(tmp_path / f"{name}.db")), n_threads=2, **kwargs)
+    return LlamaCppLLM(cache=CallCacheResource(url=str(tmp_path / f"{name}.db")), n_threads=1, **kwargs)
 
 
 @pytest.mark.realmodel
