@@ -68,13 +68,8 @@ def translator_problems(translator: Any, lang: Language, env: Mapping[str, str])
     from instruct_global.resources.translation_google import GoogleTranslator
 
     problems = list(translator.preflight_problems())
-    if not translator.supports(lang):
-        other = "INSTRUCT_GLOBAL_TRANSLATOR=google" if translator.backend_name == "nllb" else "INSTRUCT_GLOBAL_TRANSLATOR=nllb"
-        problems.append(Problem(
-            f"the translator {translator.backend_name} does not cover {lang.name} ({lang.key})",
-            f"choose another translator ({other}) if it covers the language, or leave the translate stages out "
-            "(the corpus_job needs no translator)",
-        ))  # fmt: skip
+    coverage = translator.coverage_problem(lang)
+    problems += [coverage] if coverage else []
     if isinstance(translator, GoogleTranslator):
         credentials = env.get("GOOGLE_APPLICATION_CREDENTIALS", "")
         if credentials:

@@ -63,7 +63,7 @@ def test_everything_missing_is_listed_at_once(tmp_path: Path) -> None:
         "INSTRUCT_GLOBAL_LLM_MODEL",  # ... with the variable that sets it
         "INSTRUCT_GLOBAL_LLM=openai-compatible",  # ... and the server / API alternatives
         f"there is no folder {tmp_path / 'nllb'}",  # the translation model
-        "does not cover Nigerian Pidgin (pcm)",  # the translator's language coverage
+        "Nigerian Pidgin (pcm) is not covered by the translator 'nllb'",  # the translator's language coverage
         f"{tmp_path / 'pcmwiki.xml.bz2'} does not exist",
         f"{tmp_path / 'bbc' / 'pidgin'} does not exist",
         f"{tmp_path / 'pcm.csv'} does not exist",
