@@ -110,3 +110,34 @@ def test_gguf_checks(tmp_path: Path) -> None:
     first = gguf_fingerprint(tmp_path / "inside.gguf")
     (tmp_path / "inside.gguf").write_bytes(b"GGUF" + bytes(7) + b"\x01")
     assert first.startswith("inside.gguf@12:") and gguf_fingerprint(tmp_path / "inside.gguf") != first
+
+
+@pytest.mark.slow
+def test_an_unreachable_hub_means_local_files_only_without_retries(tmp_path: Path) -> None:
+    """No HF_HUB_OFFLINE, and a hub that refuses connections: the model loaders detect it and
+    ask for local files only, so the load fails at once with its clear message instead of
+    spending many seconds retrying downloads."""
+    import os
+    import subprocess
+    import sys
+
+    from instruct_global_tests.conftest import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(PYTHONPATH=str(REPO_ROOT), HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}", HF_HOME=str(tmp_path))
+    script = (
+        "import time; from instruct_global.resources.translation_nllb import NLLBTranslator, ModelNotAvailableError\n"
+        "from instruct_global.resources.call_cache import CallCacheResource\n"
+        "t = NLLBTranslator(cache=CallCacheResource(url='c.db'), model_name='facebook/nllb-200-distilled-600M')\n"
+        "import transformers; transformers.AutoTokenizer  # imports are not the load\n"
+        "start = time.perf_counter()\n"
+        "try:\n    t.load()\nexcept ModelNotAvailableError as exc:\n    print('ERROR', exc)\n"
+        "print('SECONDS', round(time.perf_counter() - start, 2))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    out = done.stdout
+    assert "ERROR NLLB model 'facebook/nllb-200-distilled-600M' is not available locally" in out, done.stderr[-2000:]
+    seconds = float(out.rsplit("SECONDS", 1)[1])
+    assert seconds < 5, out
+    assert "Retrying" not in done.stderr
