@@ -8,6 +8,7 @@ only where they follow from the schema mode (every answer is JSON of the right s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -116,3 +117,39 @@ def test_generate_stages_complete_on_real_model_output(tmp_path: Path) -> None:
     assert again.success
     assert _metadata(again, "self_instruct_instructions")["llm/calls"] == 0
     assert _read(tmp_path, "self_instruct_instructions").equals(kept)
+
+
+def test_text_mode_answers_are_counted_never_lost_silently(tmp_path: Path) -> None:
+    """Without a schema (the mode of backends that cannot enforce one) a small model mostly writes
+    prose: each answer must still end as rows or as counted reasons, and nothing may crash."""
+    from instruct_global.languages import get_language
+    from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
+    from instruct_global.lib.corpus.source_records import load_source_records
+    from instruct_global.lib.generate.self_instruct import load_seed_tasks
+    from instruct_global.lib.generate.self_instruct_loop import SelfInstructSettings, run_self_instruct
+    from instruct_global.lib.generate.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
+
+    llm = LlamaCppLLM(cache=CallCacheResource(url=str(tmp_path / "calls.sqlite")), n_threads=1)
+
+    def complete(requests):
+        # the real prompts, with a short answer budget: this model's prose would otherwise run on to
+        # the full budget (over a minute here); a cut-off answer must be counted all the same
+        return llm.complete([replace(r, max_tokens=min(r.max_tokens, 160)) for r in requests])
+
+    lang = get_language("yor")
+    specs = dataset_specs(load_source_records(SCHEMA))[:1]
+    skeleton = generate_skeletons(specs, dataset_quotas(specs, normalise_mix(DEFAULT_MIX), 1), lang, complete,
+                                  templates_per_dataset=1, max_attempts=1)  # fmt: skip
+    read = len(skeleton.templates) + len(skeleton.rejects) + skeleton.reasons["surplus"]
+    assert skeleton.requests == 1 and read + skeleton.unparsable >= 1
+
+    settings = SelfInstructSettings(target_count=2, tasks_per_prompt=1, prompts_per_round=1, max_rounds=1,
+                                    n_seed_examples=2, n_machine_examples=0)  # fmt: skip
+    tasks = run_self_instruct(load_seed_tasks(SEEDS), lang, complete, settings, normalise_mix(DEFAULT_MIX))
+    lost = tasks.reasons["malformed"] + tasks.reasons["truncated"] + tasks.reasons["no_task_in_answer"]
+    assert tasks.requests == 1 and tasks.seen + lost >= 1
+    assert tasks.reasons["llm_error"] == 0 and skeleton.reasons["llm_error"] == 0
+    print(
+        f"\nreal-model text mode: skeleton templates read {read}, unparsable {skeleton.unparsable}; "
+        f"self-instruct tasks read {tasks.seen}, lost {dict(tasks.reasons)}"
+    )
