@@ -127,7 +127,11 @@ def test_text_mode_answers_are_counted_never_lost_silently(tmp_path: Path) -> No
     from instruct_global.lib.corpus.source_records import load_source_records
     from instruct_global.lib.generate.self_instruct import load_seed_tasks
     from instruct_global.lib.generate.self_instruct_loop import SelfInstructSettings, run_self_instruct
-    from instruct_global.lib.generate.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
+    from instruct_global.lib.generate.skeleton_generation import (
+        dataset_quotas,
+        dataset_specs,
+        generate_skeletons,
+    )
 
     llm = LlamaCppLLM(cache=CallCacheResource(url=str(tmp_path / "calls.sqlite")), n_threads=1)
 
