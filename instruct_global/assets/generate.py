@@ -31,6 +31,9 @@ class SkeletonConfig(Config):
     max_attempts: int = Field(default=3, ge=1, description="Regeneration rounds for rejected templates")
     temperature: float = 0.7
     json_mode: bool = Field(default=False, description="Ask for response_format json_object (OpenAI-style backends)")
+    json_schema: bool | None = Field(
+        default=None, description="Ask for the exact JSON schema of the answer; None: where the backend enforces "
+        "schemas while decoding (llama.cpp)")
 
 
 class SelfInstructConfig(Config):
@@ -47,6 +50,9 @@ class SelfInstructConfig(Config):
     max_stalled_rounds: int = Field(default=3, ge=0, description="Stop after this many rounds keep nothing (0: never)")
     allow_programming: bool = False
     temperature: float = 1.0
+    json_schema: bool | None = Field(
+        default=None, description="Ask for JSON answers under a schema instead of numbered text; None: where the "
+        "backend enforces schemas while decoding (llama.cpp)")
 
 
 @multi_asset(
@@ -70,6 +76,7 @@ def skeleton_questions(
     result = generate_skeletons(
         specs, quotas, lang, llm.complete, templates_per_dataset=config.templates_per_dataset,
         max_attempts=config.max_attempts, temperature=config.temperature, json_mode=config.json_mode,
+        json_schema=llm.enforces_json_schema if config.json_schema is None else config.json_schema,
     )
     if result.shortfall:
         context.log.warning(f"datasets short of templates after {config.max_attempts} attempts: {result.shortfall}")
@@ -109,6 +116,7 @@ def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstr
         enforce_category_quotas=config.enforce_category_quotas, max_rounds=config.max_rounds,
         max_stalled_rounds=config.max_stalled_rounds,
         temperature=config.temperature, filters=FilterConfig(allow_programming=config.allow_programming),
+        json_schema=llm.enforces_json_schema if config.json_schema is None else config.json_schema,
     )
     result = run_self_instruct(seeds, lang, llm.complete, settings, normalise_mix(config.category_mix))
     kept = result.instructions

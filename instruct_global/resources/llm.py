@@ -33,6 +33,7 @@ from pydantic import Field, PrivateAttr
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.call_cache import CallCache, cache_key
 from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
+from instruct_global.lib.common.preflight import Problem, raise_if_problems
 from instruct_global.lib.common.pricing import ModelPrice, call_cost
 from instruct_global.lib.common.rate_limit import RateLimiter, estimate_tokens
 from instruct_global.lib.common.redact import redact
@@ -153,6 +154,9 @@ class LLMResource(ConfigurableResource):
 
     backend_name: ClassVar[str] = "llm"
     supports_batch: ClassVar[bool] = False
+    # True where a JSON schema in response_format is enforced while decoding (a grammar): stages
+    # then ask for their exact answer shape, which even a small model cannot get wrong
+    enforces_json_schema: ClassVar[bool] = False
     max_batch_requests: ClassVar[int] = 50_000
 
     _call_stats: CallStats = PrivateAttr(default_factory=CallStats)
@@ -210,6 +214,14 @@ class LLMResource(ConfigurableResource):
         return cache_key(
             self.backend_name, self._model_for(request), request.cache_params(), request.cache_payload()
         )
+
+    def preflight_problems(self) -> list[Problem]:
+        """What this backend lacks to run (model file, server, binding), checked in seconds."""
+        return []
+
+    def setup_for_execution(self, context: Any) -> None:
+        # every step that uses the LLM checks first, so a launch from the UI fails fast too
+        raise_if_problems(self.preflight_problems(), f"the LLM backend {type(self).__name__}")
 
     # ---- hooks for subclasses --------------------------------------------------------------------
     def _call(self, request: ChatRequest, model: str) -> Answer:

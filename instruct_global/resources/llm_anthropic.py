@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.preflight import Problem, endpoint_problem
 from instruct_global.lib.common.retry import CallError
 from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
+from instruct_global.resources.llm_openai import OFFLINE_LLM_FIX
 
 # Anthropic stop reasons in OpenAI's vocabulary, which ChatResult uses
 FINISH_REASONS = {
@@ -76,7 +78,17 @@ class AnthropicLLM(LLMResource):
     """
 
     api_key: str = Field(description='Give it as EnvVar("ANTHROPIC_API_KEY"); never as a literal.')
-    base_url: str | None = Field(default=None, description="Another endpoint (gateway, proxy).")
+    base_url: str | None = Field(default=None, description="Another endpoint (gateway, proxy, compatible server).")
+    send_x_api_key: bool = Field(
+        default=True,
+        description="Send the key as x-api-key too: the SDK sends only Authorization: Bearer, while Anthropic-"
+        "compatible servers and gateways (llm-katan, LiteLLM, ...) read x-api-key.",
+    )
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent with every request (a gateway's own auth or routing headers); their "
+        "values are treated as secrets (redacted from errors).",
+    )
     send_sampling_params: bool = Field(
         default=False,
         description="Send temperature/top_p. The current Messages API has none (models sample at their own "
@@ -88,15 +100,24 @@ class AnthropicLLM(LLMResource):
     max_batch_requests: ClassVar[int] = 100_000
 
     def _secrets(self) -> list[str | None]:
-        return [self.api_key]
+        return [self.api_key, *self.extra_headers.values()]
+
+    def preflight_problems(self) -> list[Problem]:
+        problem = endpoint_problem(self.base_url or "https://api.anthropic.com", "the Anthropic API", OFFLINE_LLM_FIX)
+        return [problem] if problem else []
+
+    def default_headers(self) -> dict[str, str]:
+        headers = {"x-api-key": self.api_key} if self.send_x_api_key else {}
+        return {**headers, **self.extra_headers}
 
     def client(self) -> Any:
         def make() -> Any:
             import anthropic  # lazy: only runs that use this backend need the SDK
 
             return anthropic.Anthropic(
-                api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_seconds, max_retries=0
-            )
+                api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_seconds, max_retries=0,
+                default_headers=self.default_headers() or None,
+            )  # fmt: skip
 
         return self._get_client(make)
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, PrivateAttr
 
 from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
+from instruct_global.lib.common.preflight import Problem, hf_model_problem, hub_offline
 from instruct_global.resources.llm import Answer, LLMResource
 
 QUANTIZATIONS = ("4bit", "8bit")
@@ -76,6 +77,20 @@ class LocalTransformersLLM(LLMResource):
         # same path need a new ``revision`` to miss the cache
         return f"{self.model}@{self.revision}" if self.revision else self.model
 
+    def preflight_problems(self) -> list[Problem]:
+        fix = (
+            f"download it once with `hf download {self.model}` on a machine with network (copy the Hugging Face "
+            "cache, HF_HOME), or set INSTRUCT_GLOBAL_LLM_MODEL to a local model folder; offline without a model, "
+            "use INSTRUCT_GLOBAL_LLM=llamacpp (the embedded GGUF model, or any .gguf file); or a server or API: "
+            "INSTRUCT_GLOBAL_LLM=openai-compatible with INSTRUCT_GLOBAL_LLM_BASE_URL (vLLM, Ollama), "
+            "INSTRUCT_GLOBAL_LLM=openai / anthropic with OPENAI_API_KEY / ANTHROPIC_API_KEY"
+        )
+        offline = self.local_files_only or hub_offline()
+        problem = hf_model_problem(
+            self.model, f"LLM model {self.model!r} (transformers)", fix, offline=offline, revision=self.revision
+        )
+        return [problem] if problem else []
+
     def _resolve_device(self) -> str:
         import torch
 
@@ -107,7 +122,8 @@ class LocalTransformersLLM(LLMResource):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         common = {
-            "local_files_only": self.local_files_only,
+            # offline (HF_HUB_OFFLINE, or the hub unreachable): local files only, no minutes of retries
+            "local_files_only": self.local_files_only or hub_offline(),
             "trust_remote_code": self.trust_remote_code,
             "revision": self.revision,
         }

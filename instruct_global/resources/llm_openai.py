@@ -11,10 +11,16 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.preflight import Problem, endpoint_problem, http_server_problem
 from instruct_global.lib.common.retry import CallError
 from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
 
 BATCH_ENDPOINT = "/v1/chat/completions"
+OFFLINE_LLM_FIX = (
+    "check the network or proxy; offline, use INSTRUCT_GLOBAL_LLM=llamacpp (the embedded GGUF model, or "
+    "INSTRUCT_GLOBAL_LLM_MODEL=<path of a .gguf file>) or INSTRUCT_GLOBAL_LLM=openai-compatible with "
+    "INSTRUCT_GLOBAL_LLM_BASE_URL of a local server (vLLM, Ollama, llama.cpp server)"
+)
 _FINISHED = {"completed", "failed", "expired", "cancelled"}
 
 
@@ -72,6 +78,11 @@ class OpenAIChatLLM(LLMResource):
 
     def _secrets(self) -> list[str | None]:
         return [self.api_key]
+
+    def preflight_problems(self) -> list[Problem]:
+        url = self.base_url or "https://api.openai.com/v1"
+        problem = endpoint_problem(url, "the OpenAI API", OFFLINE_LLM_FIX)
+        return [problem] if problem else []
 
     def _api_key_or_placeholder(self) -> str:
         return self.api_key
@@ -230,6 +241,15 @@ class OpenAICompatibleLLM(OpenAIChatLLM):
 
     backend_name: ClassVar[str] = "openai_compatible"
     supports_batch: ClassVar[bool] = False
+
+    def preflight_problems(self) -> list[Problem]:
+        problem = http_server_problem(
+            self.base_url, "the OpenAI-compatible server",
+            "start it (e.g. `vllm serve <model>`, `ollama serve`, `llama-server -m <file.gguf>`) or set "
+            "INSTRUCT_GLOBAL_LLM_BASE_URL to where it listens; without a server, INSTRUCT_GLOBAL_LLM=llamacpp "
+            "runs a GGUF model in-process",
+        )  # fmt: skip
+        return [problem] if problem else []
 
     def _api_key_or_placeholder(self) -> str:
         # the SDK insists on a key (else it reads OPENAI_API_KEY); servers without auth ignore it

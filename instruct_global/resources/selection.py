@@ -5,9 +5,9 @@ references that Dagster resolves at run time, so no key is ever read, logged or 
 
 | variable | values (default first) |
 |---|---|
-| INSTRUCT_GLOBAL_LLM | local, openai, openai-compatible, anthropic |
-| INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5 |
-| INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama) |
+| INSTRUCT_GLOBAL_LLM | local, openai, openai-compatible, anthropic, llamacpp |
+| INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5, embedded (or a .gguf path) |
+| INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama); anthropic: a gateway |
 | INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
 | INSTRUCT_GLOBAL_JUDGE_LLM (+ _MODEL, _BASE_URL, _API_KEY, _CONCURRENCY, _RPM, _TPM) | the self-curation judge (`judge_llm`); unset: the generator itself |
 | INSTRUCT_GLOBAL_TRANSLATOR | nllb, google |
@@ -24,18 +24,23 @@ from typing import Any
 
 from dagster import EnvVar
 
+from instruct_global.lib.common.embedded_model import EMBEDDED_MODEL
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm import LLMResource
 from instruct_global.resources.llm_anthropic import AnthropicLLM
+from instruct_global.resources.llm_llamacpp import LlamaCppLLM
 from instruct_global.resources.llm_local import LocalTransformersLLM
 from instruct_global.resources.llm_openai import OpenAIChatLLM, OpenAICompatibleLLM
 from instruct_global.resources.translation import TranslatorResource
 from instruct_global.resources.translation_google import GoogleTranslator
 from instruct_global.resources.translation_nllb import NLLBTranslator
 
-LLM_BACKENDS = ("local", "openai", "openai-compatible", "anthropic")
+LLM_BACKENDS = ("local", "openai", "openai-compatible", "anthropic", "llamacpp")
 TRANSLATORS = ("nllb", "google")
-DEFAULT_MODELS = {"local": "Qwen/Qwen2.5-1.5B-Instruct", "openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+DEFAULT_MODELS = {
+    "local": "Qwen/Qwen2.5-1.5B-Instruct", "openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
+    "llamacpp": EMBEDDED_MODEL,
+}  # fmt: skip
 
 
 class BackendSelectionError(ValueError):
@@ -75,7 +80,16 @@ def select_llm(env: Mapping[str, str], cache: CallCacheResource, prefix: str = "
     if backend == "openai":
         return OpenAIChatLLM(model=model, cache=cache, api_key=EnvVar("OPENAI_API_KEY"), **limits)
     if backend == "anthropic":
-        return AnthropicLLM(model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), **limits)
+        # a gateway or Anthropic-compatible server (its own headers go in the resource config)
+        base_url = env.get("INSTRUCT_GLOBAL_LLM_BASE_URL") or None
+        return AnthropicLLM(
+            model=model, cache=cache, api_key=EnvVar("ANTHROPIC_API_KEY"), base_url=base_url, **limits
+        )
+    if backend == "llamacpp":
+        # concurrency is the number of decoding slots: threads beyond them would only queue
+        slots = limits.pop("max_concurrency", None)
+        extra = {"n_parallel": slots, "max_concurrency": slots} if slots else {}
+        return LlamaCppLLM(model=model, cache=cache, **extra, **limits)
     if backend == "openai-compatible":
         base_url = env.get(f"{prefix}_BASE_URL")
         if not base_url:
@@ -116,8 +130,9 @@ def select_resources(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def llm_pool(env: Mapping[str, str]) -> str:
-    """Concurrency pool of LLM steps: the one-GPU pool for a local model, else the API pool."""
-    return "gpu" if _choice(env, "INSTRUCT_GLOBAL_LLM", LLM_BACKENDS) == "local" else "llm_api"
+    """Concurrency pool of LLM steps: the one-GPU pool for an in-process model (transformers, llama.cpp:
+    one at a time, they take the machine's memory and cores), else the API pool."""
+    return "gpu" if _choice(env, "INSTRUCT_GLOBAL_LLM", LLM_BACKENDS) in ("local", "llamacpp") else "llm_api"
 
 
 def translation_pool(env: Mapping[str, str]) -> str:

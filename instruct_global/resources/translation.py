@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 from instruct_global.languages import Language, UnsupportedLanguageError, get_language
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.call_cache import cache_key
+from instruct_global.lib.common.preflight import Problem, raise_if_problems
 from instruct_global.lib.common.sentences import Segmented, segment
 from instruct_global.resources.call_cache import CallCacheResource
 
@@ -71,6 +72,33 @@ class TranslatorResource(ConfigurableResource):
     backend_name: ClassVar[str] = "translator"
 
     _call_stats: CallStats = PrivateAttr(default_factory=CallStats)
+
+    def preflight_problems(self) -> list[Problem]:
+        """What this backend lacks to run (model files, credentials), checked in seconds."""
+        return []
+
+    def coverage_problem(self, lang: Language) -> Problem | None:
+        if self.supports(lang):
+            return None
+        other = "google" if self.backend_name == "nllb" else "nllb"
+        return Problem(
+            f"{lang.name} ({lang.key}) is not covered by the translator '{self.backend_name}'",
+            f"choose another translator (INSTRUCT_GLOBAL_TRANSLATOR={other}) if it covers the language, or "
+            "leave the translate stages out (the corpus_job needs no translator)",
+        )
+
+    def setup_for_execution(self, context: Any) -> None:
+        # every step that uses the translator checks first, so a launch from the UI fails fast too
+        problems = self.preflight_problems()
+        run = getattr(context, "dagster_run", None)
+        partition = (getattr(run, "tags", None) or {}).get("dagster/partition")
+        if partition:
+            try:
+                coverage = self.coverage_problem(get_language(partition))
+            except UnsupportedLanguageError:
+                coverage = None  # the partition itself is refused elsewhere, naming the registry
+            problems += [coverage] if coverage else []
+        raise_if_problems(problems, f"the translator {type(self).__name__}")
 
     # ---- hooks -----------------------------------------------------------------------------
     @abstractmethod

@@ -15,6 +15,7 @@ The tokenizer is still read from ``model_name``.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from instruct_global.languages import Language
+from instruct_global.lib.common.preflight import Problem, hf_model_problem, hub_offline
 from instruct_global.resources.translation import SegmentOutcome, TranslatorResource
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
@@ -141,6 +143,24 @@ class NLLBTranslator(TranslatorResource):
                 batch = order[start : start + self.batch_size]
                 yield from self._run_batch(runtime, batch, encoded, target_code, target_id)
 
+    def preflight_problems(self) -> list[Problem]:
+        fix = (
+            f"on a machine with network run `hf download {self.model_name}` and copy the Hugging Face cache "
+            "(HF_HOME), or set INSTRUCT_GLOBAL_NLLB_MODEL to a local folder holding the model and tokenizer; "
+            "or use Google: INSTRUCT_GLOBAL_TRANSLATOR=google with GOOGLE_CLOUD_PROJECT"
+        )
+        problem = hf_model_problem(
+            self.model_name, f"NLLB translation model {self.model_name!r}", fix,
+            offline=hub_offline(), revision=self.revision,
+        )  # fmt: skip
+        problems = [problem] if problem else []
+        if self.engine == "ctranslate2" and not (self.ct2_model_dir and os.path.isdir(self.ct2_model_dir)):
+            problems.append(Problem(
+                f"engine='ctranslate2' needs ct2_model_dir, a converted model folder (now {self.ct2_model_dir!r})",
+                f"ct2-transformers-converter --model {self.model_name} --output_dir <folder>, then set ct2_model_dir",
+            ))  # fmt: skip
+        return problems
+
     # ---- loading -------------------------------------------------------------------------------
     def load(self) -> NLLBRuntime:
         """Load model and tokenizer once per process (per settings) and return them."""
@@ -230,6 +250,8 @@ class NLLBTranslator(TranslatorResource):
         import transformers
 
         cls = getattr(transformers, class_name)
+        # offline (HF_HUB_OFFLINE, or the hub unreachable): local files only, no minutes of retries
+        kwargs.setdefault("local_files_only", hub_offline())
         try:
             return cls.from_pretrained(self.model_name, revision=self.revision, **kwargs)
         except (OSError, ValueError) as exc:

@@ -28,6 +28,7 @@ from instruct_global.lib.common.categories import (
 )
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.text_tokens import rouge_tokenize
+from instruct_global.lib.generate.skeleton_prompts import parse_json_items
 
 NO_INPUT = "<noinput>"
 
@@ -255,11 +256,14 @@ def build_self_instruct_prompt(
     *,
     allow_programming: bool = False,
     temperature: float = 1.0,
+    json_schema: bool = False,
 ) -> ChatRequest:
     """A request to continue the numbered task list with ``n_new`` new English tasks.
 
     The new items are numbered from ``len(examples) + 1``: pass that as ``start_index`` to
-    ``parse_numbered_instructions``.
+    ``parse_numbered_instructions``. With ``json_schema`` the answer is JSON instead
+    (``self_instruct_response_format``, read by ``parse_json_instructions``), for backends that
+    enforce the schema while decoding: the shape is then right even from a small model.
     """
     if n_new < 1:
         raise ValueError(f"n_new must be at least 1, got {n_new}")
@@ -307,8 +311,7 @@ def build_self_instruct_prompt(
             listing,
             "###",
             "",
-            f"Continue the list with tasks {first} to {last}, in exactly the same format (Category, "
-            f"Instruction, Input, Output lines, each item after a ### line). Write nothing else.",
+            _answer_format_line(first, last, json_schema),
         ]
     )
     return ChatRequest.from_prompt(
@@ -316,9 +319,46 @@ def build_self_instruct_prompt(
         system=SELF_INSTRUCT_SYSTEM,
         temperature=temperature,
         max_tokens=min(8192, 200 + 350 * n_new),
-        # The model stops before starting an item beyond the ones asked for.
-        stop=(f"{last + 1}. Instruction:", f"{last + 1}. Category:"),
+        # The model stops before starting an item beyond the ones asked for (the schema bounds JSON).
+        stop=() if json_schema else (f"{last + 1}. Instruction:", f"{last + 1}. Category:"),
+        response_format=self_instruct_response_format(n_new, category_hint) if json_schema else None,
     )
+
+
+def _answer_format_line(first: int, last: int, json_schema: bool) -> str:
+    if json_schema:
+        return (
+            f"Write tasks {first} to {last} as JSON, in this shape and nothing else (input \"\" when a task "
+            'needs none): {"tasks": [{"category": "...", "instruction": "...", "input": "...", "output": "..."}]}'
+        )
+    return (
+        f"Continue the list with tasks {first} to {last}, in exactly the same format (Category, "
+        f"Instruction, Input, Output lines, each item after a ### line). Write nothing else."
+    )
+
+
+TASK_FIELDS: tuple[str, ...] = ("category", "instruction", "input", "output")
+# Bounds of each field in schema mode, so that a task fits the answer's token budget (350 tokens a
+# task, about 1,400 characters of English): a model that runs on inside one string (small models
+# do) stops there instead of spending the budget on one field and leaving the task cut off.
+MAX_TASK_FIELD_CHARS = {"category": 40, "instruction": 300, "input": 500, "output": 700}
+
+
+def self_instruct_response_format(n_new: int, category_hint: str | None = None) -> dict[str, Any]:
+    """``response_format`` with the JSON schema of an answer: ``{"tasks": [1..n_new tasks]}``."""
+    categories = [normalise_category(category_hint)] if category_hint else list(CATEGORIES)
+    properties: dict[str, Any] = {
+        name: {"type": "string", "maxLength": MAX_TASK_FIELD_CHARS[name]} for name in TASK_FIELDS
+    }
+    properties["category"] = {"type": "string", "enum": categories}
+    task = {"type": "object", "properties": properties, "required": list(TASK_FIELDS), "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"tasks": {"type": "array", "items": task, "minItems": 1, "maxItems": n_new}},
+        "required": ["tasks"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "self_instruct_tasks", "schema": schema}}
 
 
 # ---------------------------------------------------------------- parsing
@@ -470,6 +510,67 @@ def parse_numbered_instructions(
             task["number"] = next_number
         next_number = task["number"] + 1
         result.tasks.append(task)
+    return result
+
+
+def _json_task(item: Any, number: int) -> dict[str, Any] | None:
+    if not isinstance(item, Mapping):
+        return None
+    fields: dict[str, str] = {}
+    for key, value in item.items():
+        name = str(key).strip().lower()
+        if name not in TASK_FIELDS or name in fields:
+            continue
+        if value is None:
+            value = ""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        fields[name] = str(value).strip()
+    instruction = fields.get("instruction", "")
+    if not instruction or "output" not in fields:
+        return None
+    if any(_SURROGATE_RE.search(text) for text in fields.values()):
+        return None
+    category: str | None = None
+    if fields.get("category"):
+        try:
+            category = normalise_category(fields["category"])
+        except UnknownCategoryError:
+            category = None
+    raw_input = fields.get("input", "")
+    return {
+        "instruction": instruction,
+        "input": "" if raw_input.casefold() in _EMPTY_INPUTS else raw_input,
+        "output": fields["output"],
+        "category": category,
+        "number": number,
+    }
+
+
+def parse_json_instructions(
+    text: str | None, finish_reason: str | None = None, start_index: int = 1
+) -> ParseResult:
+    """Tasks from a JSON answer ``{"tasks": [{category, instruction, input, output}]}``.
+
+    Same tolerance as the template parser (fences, prose around it, trailing commas, a bare list,
+    a cut-off answer). Items without an instruction or an output count as ``malformed``; when the
+    answer was cut off (``finish_reason`` "length"), the unreadable last item counts as
+    ``truncated_dropped`` instead. Tasks are numbered from ``start_index`` in order.
+    """
+    result = ParseResult()
+    if not text or not text.strip():
+        return result
+    items, bad = parse_json_items(text, "tasks", TASK_FIELDS)
+    if bad and finish_reason in ("length", "max_tokens"):
+        bad -= 1
+        result.truncated_dropped = 1
+    result.malformed = bad
+    for item in items:
+        task = _json_task(item, start_index + len(result.tasks))
+        if task is None:
+            result.malformed += 1
+        else:
+            result.tasks.append(task)
     return result
 
 

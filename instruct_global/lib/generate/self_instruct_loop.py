@@ -27,6 +27,7 @@ from instruct_global.lib.generate.self_instruct import (
     build_self_instruct_prompt,
     category_of,
     filter_instruction,
+    parse_json_instructions,
     parse_numbered_instructions,
     sample_prompt_examples,
 )
@@ -49,6 +50,8 @@ class SelfInstructSettings:
     exact_score_above: float = 0.3
     temperature: float = 1.0
     filters: FilterConfig = field(default_factory=FilterConfig)
+    # JSON answers under a schema (backends that enforce it while decoding), else numbered text
+    json_schema: bool = False
 
 
 @dataclass
@@ -105,6 +108,7 @@ def run_self_instruct(
             request = build_self_instruct_prompt(
                 examples, language, settings.tasks_per_prompt, hint,
                 allow_programming=settings.filters.allow_programming, temperature=settings.temperature,
+                json_schema=settings.json_schema,
             )
             slots.append((len(examples) + 1, replace(request, seed=rng.randrange(2**31))))
         answers = complete([request for _, request in slots])
@@ -113,11 +117,15 @@ def run_self_instruct(
             if not answer.ok:
                 result.reasons["llm_error"] += 1
                 continue
-            parsed = parse_numbered_instructions(answer.text or "", answer.finish_reason, start_index)
+            parse = parse_json_instructions if settings.json_schema else parse_numbered_instructions
+            parsed = parse(answer.text or "", answer.finish_reason, start_index)
             result.malformed += parsed.malformed
             result.truncated_dropped += parsed.truncated_dropped
             result.reasons["malformed"] += parsed.malformed
             result.reasons["truncated"] += parsed.truncated_dropped
+            if not (parsed.tasks or parsed.malformed or parsed.truncated_dropped):
+                # prose without a single task line: lost as a whole, and counted as such
+                result.reasons["no_task_in_answer"] += 1
             for task in parsed.tasks:
                 result.seen += 1
                 reason, row = _judge(task, novelty, quotas, per_category, settings, kept_ids)

@@ -112,6 +112,7 @@ def generate_skeletons(
     max_attempts: int = 3,
     temperature: float = 0.7,
     json_mode: bool = False,
+    json_schema: bool = False,
 ) -> SkeletonResult:
     """Templates for every dataset with a quota: ``min(quota, templates_per_dataset)`` each.
 
@@ -134,6 +135,7 @@ def generate_skeletons(
                 spec.name, spec.category, spec.description, spec.variable_descriptions, spec.example_record,
                 language, wanted[spec.name] - len(kept[spec.name]),
                 [t["instruction_en"] for t in kept[spec.name]], temperature=temperature, json_mode=json_mode,
+                json_schema=json_schema,
             )
             # the seed makes each attempt a distinct (cacheable) call
             requests.append(_with_seed(request, int(stable_id(spec.name, attempt)[:8], 16)))

@@ -29,6 +29,11 @@ TEMPLATE_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
 MAX_EXAMPLE_VALUE_CHARS = 600
 MAX_DESCRIPTION_CHARS = 2000
 MAX_AVOID = 30
+# Longest field a template may have in schema mode: a model that runs on inside one string (small
+# models do, copying the example row's text) is stopped there instead of spending the answer's
+# whole token budget (250 tokens a template) on one field and being cut off. Template fields hold
+# placeholders and a few words around them, so 250 characters is generous.
+MAX_TEMPLATE_FIELD_CHARS = 250
 
 SKELETON_SYSTEM = (
     "You write English instruction templates for an instruction-tuning dataset. Text inside "
@@ -73,10 +78,13 @@ def build_skeleton_prompt(
     *,
     temperature: float = 0.7,
     json_mode: bool = False,
+    json_schema: bool = False,
 ) -> ChatRequest:
     """A request for ``n_templates`` English templates of ``category`` over the dataset's variables.
 
-    ``json_mode`` sets ``response_format`` to ``json_object`` for backends that honour it.
+    ``json_mode`` sets ``response_format`` to ``json_object`` for backends that honour it;
+    ``json_schema`` to the exact answer shape (``skeleton_response_format``), which backends that
+    constrain decoding (llama.cpp, vLLM) enforce token by token.
     """
     if n_templates < 1:
         raise ValueError(f"n_templates must be at least 1, got {n_templates}")
@@ -145,8 +153,31 @@ def build_skeleton_prompt(
         system=SKELETON_SYSTEM,
         temperature=temperature,
         max_tokens=min(8192, 400 + 250 * n_templates),
-        response_format={"type": "json_object"} if json_mode else None,
+        response_format=skeleton_response_format(n_templates)
+        if json_schema
+        else {"type": "json_object"}
+        if json_mode
+        else None,
     )
+
+
+def skeleton_response_format(n_templates: int) -> dict[str, Any]:
+    """``response_format`` with the JSON schema of an answer: ``{"templates": [n objects]}``."""
+    field_schema = {"type": "string", "maxLength": MAX_TEMPLATE_FIELD_CHARS}
+    template = {
+        "type": "object",
+        "properties": {name: field_schema for name in TEMPLATE_FIELDS},
+        "required": list(TEMPLATE_FIELDS),
+        "additionalProperties": False,
+    }
+    templates = {"type": "array", "items": template, "minItems": 1, "maxItems": n_templates}
+    schema = {
+        "type": "object",
+        "properties": {"templates": templates},
+        "required": ["templates"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "skeleton_templates", "schema": schema}}
 
 
 # ---------------------------------------------------------------- parsing
@@ -241,14 +272,14 @@ def _as_template(item: Any) -> dict[str, str] | None:
     return {f: fields.get(f, "") for f in TEMPLATE_FIELDS}
 
 
-def _items_of(payload: Any) -> list[Any] | None:
-    """The list of template items inside a decoded payload, wherever the model put it."""
+def _items_of(payload: Any, list_key: str, fields: Sequence[str]) -> list[Any] | None:
+    """The list of items inside a decoded payload, wherever the model put it."""
     if isinstance(payload, list):
         return payload
     if isinstance(payload, Mapping):
-        if isinstance(payload.get("templates"), list):
-            return payload["templates"]
-        if any(str(k).strip().lower() in TEMPLATE_FIELDS for k in payload):
+        if isinstance(payload.get(list_key), list):
+            return payload[list_key]
+        if any(str(k).strip().lower() in fields for k in payload):
             return [payload]
         for value in payload.values():
             if isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
@@ -293,12 +324,14 @@ def _json_region(text: str) -> str:
     return text
 
 
-def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int]:
-    """Templates found in a model's answer, and how many items could not be read.
+def parse_json_items(
+    text: str | None, list_key: str, fields: Sequence[str] = TEMPLATE_FIELDS
+) -> tuple[list[Any], int]:
+    """The raw items of ``{list_key: [...]}`` in a model's answer, and how many could not be read.
 
     Tolerates code fences, prose around the JSON, trailing commas, a bare list or a single
-    object, and a truncated answer (the complete items are kept, the cut one is counted).
-    An answer holding no JSON at all counts as one unreadable item.
+    object (one with a key among ``fields``), and a truncated answer (the complete items are
+    kept, the cut one is counted). An answer holding no JSON at all counts as one unreadable item.
     """
     if not text or not text.strip():
         return [], 1
@@ -315,7 +348,7 @@ def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int
         if end is None:
             break
         try:
-            found = _items_of(_loads_lenient(region[start:end]))
+            found = _items_of(_loads_lenient(region[start:end]), list_key, fields)
         except ValueError:
             break
         if found is not None and (not found or any(isinstance(i, Mapping) for i in found)):
@@ -328,7 +361,7 @@ def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int
         start = min(later)
     if items is None:
         # Broken or truncated JSON: read the template array item by item.
-        key = re.search(r'"templates"\s*:\s*\[', region)
+        key = re.search(rf'"{re.escape(list_key)}"\s*:\s*\[', region)
         if key:
             array_start = key.end() - 1
         elif region[start] == "[":
@@ -341,7 +374,13 @@ def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int
         items, bad = _scan_items(region, array_start)
         if not items and not bad:
             return [], 1
+    return items, bad
 
+
+def parse_skeleton_response(text: str | None) -> tuple[list[dict[str, str]], int]:
+    """Templates found in a model's answer, and how many items could not be read (see
+    ``parse_json_items`` for what is tolerated)."""
+    items, bad = parse_json_items(text, "templates")
     templates: list[dict[str, str]] = []
     for item in items:
         template = _as_template(item)

@@ -513,3 +513,47 @@ def test_loop_stops_when_rounds_keep_nothing(shipped_seeds: list[SeedTask]) -> N
                                      enforce_category_quotas=False, max_stalled_rounds=0)  # fmt: skip
     result = run_self_instruct(shipped_seeds, get_language("yor"), complete, unbounded, DEFAULT_MIX)
     assert (result.rounds, result.stop_reason) == (6, "max_rounds")
+
+
+# ---------------------------------------------------------------- JSON answers (schema mode)
+
+
+def test_json_schema_prompt_asks_for_json_and_bounds_every_field() -> None:
+    from instruct_global.lib.generate.self_instruct import MAX_TASK_FIELD_CHARS, build_self_instruct_prompt
+
+    examples = [{"instruction": "Name a river.", "input": "", "output": "The Niger.", "category": "question-answer"}]
+    request = build_self_instruct_prompt(examples, get_language("yor"), 3, "brainstorming", json_schema=True)
+    text = request.messages[-1].content
+    assert '{"tasks": [{"category": "...", "instruction": "...", "input": "...", "output": "..."}]}' in text
+    assert "Write tasks 2 to 4 as JSON" in text and request.stop == ()
+    schema = request.response_format["json_schema"]["schema"]
+    items = schema["properties"]["tasks"]
+    assert items["maxItems"] == 3 and items["items"]["properties"]["category"]["enum"] == ["brainstorming"]
+    assert items["items"]["properties"]["output"]["maxLength"] == MAX_TASK_FIELD_CHARS["output"]
+    plain = build_self_instruct_prompt(examples, get_language("yor"), 3, None)
+    assert plain.response_format is None and plain.stop
+
+
+@pytest.mark.parametrize(
+    ("text", "finish", "tasks", "malformed", "truncated"),
+    [
+        ('{"tasks": [{"category": "brainstorming", "instruction": "List three crops.", "input": "", '
+         '"output": "Yam, maize, cassava."}]}', "stop", 1, 0, 0),
+        ('```json\n{"tasks": [{"instruction": "Say hi.", "input": "<noinput>", "output": "Hi."},]}\n```', "stop", 1, 0, 0),
+        ('{"tasks": [{"instruction": "", "input": "", "output": "x"}, {"instruction": "A", "output": "B"}]}',
+         "stop", 1, 1, 0),
+        ('{"tasks": [{"instruction": "Name a city.", "input": "", "output": "Ibadan"}, {"instruction": "Na',
+         "length", 1, 0, 1),
+        ("Here are some tasks for you to do.", "stop", 0, 1, 0),
+        ("", "stop", 0, 0, 0),
+        ('{"tasks": [{"instruction": ["not", "text"], "input": "", "output": "x"}]}', "stop", 0, 1, 0),
+    ],
+)
+def test_parse_json_instructions(text: str, finish: str, tasks: int, malformed: int, truncated: int) -> None:
+    from instruct_global.lib.generate.self_instruct import parse_json_instructions
+
+    result = parse_json_instructions(text, finish, start_index=7)
+    assert (len(result.tasks), result.malformed, result.truncated_dropped) == (tasks, malformed, truncated)
+    assert [t["number"] for t in result.tasks] == list(range(7, 7 + tasks))
+    for task in result.tasks:
+        assert task["instruction"] and task["output"] and task["input"] in ("",)

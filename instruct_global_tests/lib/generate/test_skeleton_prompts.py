@@ -277,3 +277,20 @@ def test_generate_skeletons_meets_quotas_and_asks_the_same_on_a_rerun() -> None:
     again, rerun = run()
     assert again == asked  # same prompts and seeds: the call cache answers every one
     pd.testing.assert_frame_equal(rerun.templates, result.templates)
+
+
+def test_prompt_can_ask_for_the_exact_json_schema() -> None:
+    from instruct_global.lib.generate.skeleton_prompts import MAX_TEMPLATE_FIELD_CHARS
+
+    request = _prompt(json_schema=True)
+    format_ = request.response_format
+    assert format_["type"] == "json_schema" and format_["json_schema"]["name"] == "skeleton_templates"
+    templates = format_["json_schema"]["schema"]["properties"]["templates"]
+    assert templates["maxItems"] == 5 and templates["minItems"] == 1
+    fields = templates["items"]["properties"]
+    assert set(fields) == {"instruction", "input", "output"}
+    assert all(f["maxLength"] == MAX_TEMPLATE_FIELD_CHARS for f in fields.values())
+    # what the schema admits, the parser reads
+    answer = json.dumps({"templates": [{"instruction": "Translate: {variable_1}", "input": "", "output": "{variable_2}"}]})
+    assert parse_skeleton_response(answer) == ([{"instruction": "Translate: {variable_1}", "input": "",
+                                                 "output": "{variable_2}"}], 0)  # fmt: skip
