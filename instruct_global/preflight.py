@@ -127,6 +127,16 @@ def source_problems(assets: set[str], run_config: Mapping[str, Any], lang: Langu
     return [p for p in problems if p is not None]
 
 
+def _translation_required(job: Any, run_config: Mapping[str, Any]) -> bool:
+    """The translate stages need a translator; curate and evaluate steps only in some modes (they
+    step aside visibly without one)."""
+    groups = {job.asset_layer.asset_graph.get(key).group_name for key in job.asset_layer.selected_asset_keys}
+    if "translate" in groups:
+        return True
+    backtranslation = _op_config(run_config, "backtranslated_pairs")
+    return bool(backtranslation.get("show_segment_translation")) or backtranslation.get("mode") == "target_instruction"
+
+
 def job_problems(
     job_name: str, partition: str, env: Mapping[str, str] | None = None, run_config: Mapping[str, Any] | None = None
 ) -> list[Problem]:
@@ -163,7 +173,7 @@ def job_problems(
             problems += llm_problems(select_llm(env, cache), env)
         except BackendSelectionError as exc:
             problems.append(Problem(str(exc), "see the README's backend table for the values"))
-    if "translator" in resource_keys:
+    if "translator" in resource_keys and _translation_required(job, config):
         try:
             problems += translator_problems(select_translator(env, cache), lang, env)
         except BackendSelectionError as exc:

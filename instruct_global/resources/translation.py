@@ -24,7 +24,7 @@ from pydantic import Field, PrivateAttr
 from instruct_global.languages import Language, UnsupportedLanguageError, get_language
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.call_cache import cache_key
-from instruct_global.lib.common.preflight import Problem, raise_if_problems
+from instruct_global.lib.common.preflight import Problem
 from instruct_global.lib.common.sentences import Segmented, segment
 from instruct_global.resources.call_cache import CallCacheResource
 
@@ -87,18 +87,10 @@ class TranslatorResource(ConfigurableResource):
             "leave the translate stages out (the corpus_job needs no translator)",
         )
 
-    def setup_for_execution(self, context: Any) -> None:
-        # every step that uses the translator checks first, so a launch from the UI fails fast too
-        problems = self.preflight_problems()
-        run = getattr(context, "dagster_run", None)
-        partition = (getattr(run, "tags", None) or {}).get("dagster/partition")
-        if partition:
-            try:
-                coverage = self.coverage_problem(get_language(partition))
-            except UnsupportedLanguageError:
-                coverage = None  # the partition itself is refused elsewhere, naming the registry
-            problems += [coverage] if coverage else []
-        raise_if_problems(problems, f"the translator {type(self).__name__}")
+    # No check at setup: curate and evaluate steps hold the translator as an optional helper (they
+    # step aside visibly without one), so a missing model must not fail them before they start. The
+    # preflight (python -m instruct_global.preflight) checks it for the jobs whose stages need it,
+    # and the first translation fails with the same message.
 
     # ---- hooks -----------------------------------------------------------------------------
     @abstractmethod
