@@ -20,7 +20,12 @@ from pydantic import Field
 from instruct_global.frames import HumanEvalPairsFrame, HumanEvalScoresFrame
 from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
-from instruct_global.lib.evaluate.answers import GenerationSettings, adapter_hash, cached_answers, generate_answers
+from instruct_global.lib.evaluate.answers import (
+    GenerationSettings,
+    adapter_hash,
+    cached_answers,
+    generate_answers,
+)
 from instruct_global.lib.evaluate.compare import png_markdown
 from instruct_global.lib.evaluate.human_eval import (
     EvalItem,
@@ -28,6 +33,7 @@ from instruct_global.lib.evaluate.human_eval import (
     blind_sheet,
     build_pairs,
     eval_items_from_sft,
+    human_eval_paths,
     judged_ids,
     load_question_bank,
     unblind,
@@ -36,7 +42,6 @@ from instruct_global.lib.evaluate.human_eval import (
 )
 from instruct_global.lib.evaluate.human_eval_stats import markdown_scores, score_table, scores_plot_png
 from instruct_global.lib.evaluate.models import load_causal_lm
-from instruct_global.lib.translate.review_paths import ReviewPaths
 from instruct_global.lib.translate.review_sheet import read_returned_sheet
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.call_cache import CallCacheResource
@@ -44,11 +49,6 @@ from instruct_global.resources.llm import LLMResource
 from instruct_global.resources.parquet_io import resolve_data_dir
 
 FINETUNED_NOT_LOSING = "finetuned_not_losing_to_base"
-
-
-def human_eval_paths(data_dir: Path, lang: str) -> ReviewPaths:
-    """<data dir>/human_eval/{outbox,inbox,store,processed}: the review sheets' round trip for verdicts."""
-    return ReviewPaths(data_dir / "human_eval", lang)
 
 
 class HumanEvalSheetConfig(Config):

@@ -58,6 +58,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Messages], se
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    suppressed = sorted(set(tokenizer.all_special_ids) - {tokenizer.eos_token_id})
     answers: list[str] = []
     for start in range(0, len(prompts), settings.batch_size):
         batch = prompts[start : start + settings.batch_size]
@@ -65,6 +66,8 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Messages], se
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens, "do_sample": settings.do_sample,
                                   "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+        if suppressed:  # role and padding tokens never belong in an answer (only the end-of-turn token does)
+            kwargs["suppress_tokens"] = suppressed
         if settings.do_sample:
             torch.manual_seed(settings.seed + start)
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.ids import stable_id
+from instruct_global.lib.translate.review_paths import ReviewPaths
 from instruct_global.lib.translate.review_sheet import (
     ReviewError,
     ReviewSheetError,
@@ -427,5 +428,6 @@ def judged_ids(verdicts: Iterable[Verdict], pairs: pd.DataFrame) -> set[str]:
     return {v.id for v in verdicts if hashes.get(v.id) == v.pair_hash}
 
 
-def as_rows(values: Mapping[str, Any]) -> dict[str, str]:  # small helper for Label Studio task data
-    return {k: "" if v is None else str(v) for k, v in values.items()}
+def human_eval_paths(data_dir: Path, lang: str) -> ReviewPaths:
+    """<data dir>/human_eval/{outbox,inbox,store,processed}: the review sheets' round trip, for verdicts."""
+    return ReviewPaths(data_dir / "human_eval", lang)
