@@ -125,3 +125,28 @@ ModelScoresFrame = create_dagster_pandas_dataframe_type(
         PandasColumn.boolean_column("finetuned_worse", non_nullable=True),
     ],
 )
+
+HumanEvalPairsFrame = create_dagster_pandas_dataframe_type(
+    name="HumanEvalPairsFrame",
+    description="One row per prompt of the blind evaluation: both answers, which one is shown as A, the pair "
+    "hash that binds verdicts to what the reviewer read. Server-side: the sheet shows only A and B.",
+    columns=[
+        PandasColumn.string_column("id", non_nullable=True, unique=True),
+        *_strings("lang", "source", "prompt", "messages", "pair_hash"),
+        *_strings("base_answer", "finetuned_answer", "answer_a", "answer_b"),
+        PandasColumn.boolean_column("finetuned_is_a", non_nullable=True),
+    ],
+)
+
+HumanEvalScoresFrame = create_dagster_pandas_dataframe_type(
+    name="HumanEvalScoresFrame",
+    description="Win / tie / loss of fine-tuned against base per language from blind human verdicts.",
+    columns=[
+        PandasColumn.string_column("lang", non_nullable=True, unique=True),
+        *[PandasColumn.integer_column(c, non_nullable=True)
+          for c in ("judged_rows", "judgments", "wins", "ties", "both_bad", "losses", "kappa_rows", "reviewers")],
+        *[PandasColumn.float_column(c, ignore_missing_vals=True)
+          for c in ("win_rate", "ci_low", "ci_high", "sign_test_p", "kappa")],
+        PandasColumn.boolean_column("loses_significantly", non_nullable=True),
+    ],
+)

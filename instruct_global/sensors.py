@@ -1,5 +1,8 @@
 """Review sensors: a returned sheet in an inbox re-materialises that language's reviewed rows.
 
+``human_eval_inbox_sensor``: blind evaluation sheets (``<data dir>/human_eval/inbox``, applied by
+``human_eval_scores``); ``label_studio_sensor``: Label Studio as the front end of all three rounds.
+
 ``review_inbox_sensor``: translated rows (``<data dir>/review/inbox``, applied by
 ``reviewed_instructions``); ``curated_review_inbox_sensor``: backtranslated pairs
 (``<data dir>/review/curated/inbox``, applied by ``instruction_dataset``).
@@ -7,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +19,14 @@ from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, s
 
 from instruct_global.languages import language_keys
 from instruct_global.lib.curate.review import curated_review_paths
+from instruct_global.lib.evaluate.human_eval import human_eval_paths
+from instruct_global.lib.evaluate.label_studio import EVAL_KIND, REVIEW_KIND, sync_round
 from instruct_global.lib.translate.review_paths import ReviewPaths, review_paths
+from instruct_global.resources.label_studio import LabelStudioResource
 from instruct_global.resources.parquet_io import resolve_data_dir
 
 REVIEWED = AssetKey("reviewed_instructions")
+HUMAN_EVAL_SCORES = AssetKey("human_eval_scores")
 # A sheet modified more recently than this may still be being copied or saved: a run that read it
 # now could apply the rows written so far and then archive the file under the writer's hands.
 SETTLE_SECONDS = 30.0
@@ -70,3 +78,58 @@ def review_inbox_sensor(context: SensorEvaluationContext):
 def curated_review_inbox_sensor(context: SensorEvaluationContext):
     """Watches ``<data dir>/review/curated/inbox/<lang>.csv|.xlsx`` (sheets of backtranslated pairs)."""
     return _inbox_requests(curated_review_paths, "instruction_dataset")
+
+
+@sensor(asset_selection=[HUMAN_EVAL_SCORES], minimum_interval_seconds=60)
+def human_eval_inbox_sensor(context: SensorEvaluationContext):
+    """Watches ``<data dir>/human_eval/inbox/<lang>.csv|.xlsx`` (returned blind evaluation sheets)."""
+    return _inbox_requests(human_eval_paths, "human_eval_scores")
+
+
+# (round, labeling config, paths, the asset that applies a returned sheet)
+LABEL_STUDIO_ROUNDS = (
+    ("review", REVIEW_KIND, review_paths, REVIEWED),
+    ("curated_review", REVIEW_KIND, curated_review_paths, AssetKey("instruction_dataset")),
+    ("human_eval", EVAL_KIND, human_eval_paths, HUMAN_EVAL_SCORES),
+)
+
+
+@sensor(
+    asset_selection=[REVIEWED, AssetKey("instruction_dataset"), HUMAN_EVAL_SCORES],
+    minimum_interval_seconds=120,
+)
+def label_studio_sensor(context: SensorEvaluationContext, label_studio: LabelStudioResource):
+    """Label Studio as the front end of every review and evaluation round (only where it is configured).
+
+    Each tick pushes the rows of each outbox sheet as tasks (new or changed rows only), and when
+    annotations were submitted since the last pull, writes them as a returned sheet under
+    ``<round dir>/label_studio/`` and requests the run that applies it, exactly as for a sheet a
+    reviewer returned: the same validation, the same stores.
+    """
+    data_dir = resolve_data_dir(None)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    client = label_studio.client()
+    requests, pushed = [], 0
+    for round_name, kind, paths_for, target in LABEL_STUDIO_ROUNDS:
+        for lang in language_keys():
+            paths = paths_for(data_dir, lang)
+            key = f"{round_name}/{lang}"
+            result = sync_round(client, round_name, kind, lang, paths.outbox_csv, paths.root / "label_studio",
+                                cursor.get(key, ""))  # fmt: skip
+            pushed += result.pushed
+            if result.pulled_sheet is None:
+                continue
+            cursor[key] = result.cursor
+            requests.append(
+                RunRequest(
+                    run_key=f"label-studio:{result.pulled_sheet.name}:{round_name}",
+                    partition_key=lang,
+                    asset_selection=[target],
+                    run_config={"ops": {target.path[-1]: {"config": {"returned_sheet": str(result.pulled_sheet)}}}},
+                    tags={"instruct_global/label_studio_round": round_name},
+                )
+            )
+    context.update_cursor(json.dumps(cursor, sort_keys=True))
+    if not requests:
+        return SkipReason(f"pushed {pushed} new task(s); no new annotations in Label Studio")
+    return requests

@@ -128,6 +128,7 @@ def backtranslated_pairs(
     context: AssetExecutionContext, config: BacktranslationConfig, llm: LLMResource,
     translator: TranslatorResource, clean_documents: pd.DataFrame,
 ):
+    llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
     lang = partition_language(context.partition_key)
     selection = select_segments(clean_documents, SegmentSettings(
         min_tokens=config.min_tokens, max_tokens=config.max_tokens, max_per_document=config.max_per_document,
@@ -210,6 +211,7 @@ def curated_pairs(
     context: AssetExecutionContext, config: CurationConfig, judge_llm: LLMResource, llm: LLMResource,
     translator: TranslatorResource, backtranslated_pairs: pd.DataFrame,
 ):
+    judge_llm.require_ready()
     lang = partition_language(context.partition_key)
     settings = CurationSettings(threshold=config.threshold, temperature=config.judge_temperature,
                                 max_tokens=config.judge_max_tokens)

@@ -70,6 +70,7 @@ class SelfInstructConfig(Config):
 def skeleton_questions(
     context: AssetExecutionContext, config: SkeletonConfig, llm: LLMResource, source_records: pd.DataFrame
 ):
+    llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
     lang = partition_language(context.partition_key)
     specs = dataset_specs(source_records)
     quotas = dataset_quotas(specs, normalise_mix(config.category_mix), config.dataset_size)
@@ -107,6 +108,7 @@ def skeleton_questions(
     pool=llm_pool(os.environ),
 )
 def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstructConfig, llm: LLMResource):
+    llm.require_ready()
     lang = partition_language(context.partition_key)
     seeds = load_seed_tasks(Path(config.seed_tasks_path))
     settings = SelfInstructSettings(

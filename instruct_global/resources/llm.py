@@ -219,9 +219,13 @@ class LLMResource(ConfigurableResource):
         """What this backend lacks to run (model file, server, binding), checked in seconds."""
         return []
 
-    def setup_for_execution(self, context: Any) -> None:
-        # every step that uses the LLM checks first, so a launch from the UI fails fast too
+    def require_ready(self) -> None:
+        """Raise one error listing what this backend lacks (the preflight's LLM checks)."""
         raise_if_problems(self.preflight_problems(), f"the LLM backend {type(self).__name__}")
+
+    # No check in setup_for_execution: some steps hold the LLM only for one of their modes (a hosted
+    # fine-tune's answers in human_eval_sheet), and Dagster sets up every resource a step declares.
+    # `python -m instruct_global.preflight` (run by make sample / make job) checks before a job starts.
 
     # ---- hooks for subclasses --------------------------------------------------------------------
     def _call(self, request: ChatRequest, model: str) -> Answer:
