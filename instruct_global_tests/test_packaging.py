@@ -48,3 +48,13 @@ def test_torch_is_a_range_and_pinned_without_a_local_build_label() -> None:
     (torch,) = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == "torch"]
     assert not any(s.operator == "==" for s in torch.specifier), "a hard pin would replace a user's CUDA build"
     assert _pins()["torch"] == "2.13.0"
+
+
+def test_the_architecture_page_draws_every_asset() -> None:
+    from instruct_global.definitions import defs
+
+    page = (REPO_ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    diagram = page.split("```mermaid", 1)[1].split("```", 1)[0]
+    assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    missing = sorted(a for a in assets if a not in diagram)
+    assert not missing, f"docs/ARCHITECTURE.md's diagram lacks {missing}"
