@@ -9,7 +9,7 @@ export INSTRUCT_GLOBAL_DATA_DIR ?= $(CURDIR)/instruct_global_data
 LANG_KEY ?= yor
 LANGS ?= yor,hau,swh
 JOB ?= dataset_job
-ASSET ?= clean_documents
+ASSET ?= source_records
 CONFIG ?=
 LOG_DIR := $(INSTRUCT_GLOBAL_DATA_DIR)/logs
 DAGSTER := $(BIN)/dagster
@@ -72,9 +72,14 @@ job: instance
 asset: instance
 	$(DAGSTER) asset materialize $(MODULE) --select $(ASSET) --partition $(LANG_KEY)
 
-# Several languages at once: make backfill JOB=corpus_job LANGS=yor,hau,swh
+# Several languages at once, each its own run: make backfill JOB=corpus_job LANGS=yor,hau,swh
+# (each language's preflight first; then waits for the runs and reports each one)
 backfill: instance
-	$(DAGSTER) job backfill $(MODULE) -j $(JOB) --partitions $(LANGS) --noprompt
+	@for lang in $$(echo $(LANGS) | tr ',' ' '); do \
+	  $(BIN)/python -m instruct_global.preflight --job $(JOB) --partition $$lang $(CONFIG_ARG) || exit 1; done
+	@$(DAGSTER) job backfill $(MODULE) -j $(JOB) --partitions $(LANGS) --noprompt > $(LOG_DIR)/backfill-$(JOB).log 2>&1 \
+	  || { tail -n 40 $(LOG_DIR)/backfill-$(JOB).log; exit 1; }
+	@$(BIN)/python -m instruct_global.backfill_report --job $(JOB)
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -134,3 +134,28 @@ def test_gpu_compose_override_validates_and_only_adds_gpus(docker_compose_bin: s
     assert requests == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
     assert gpu == cpu
     assert cpu["run_monitoring"]["enabled"] and cpu["run_retries"]["enabled"]
+
+
+@pytest.mark.slow
+def test_a_cli_backfill_of_two_languages_is_waited_for_and_reported(tmp_path: Path) -> None:
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home), "INSTRUCT_GLOBAL_DATA_DIR": str(data)}
+    launched = subprocess.run(
+        [DAGSTER, "job", "backfill", "-m", "instruct_global.definitions", "-j", "sample_corpus_job",
+         "--partitions", "yor,hau", "--noprompt"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    report = subprocess.run(
+        [sys.executable, "-m", "instruct_global.backfill_report", "--job", "sample_corpus_job", "--timeout", "300"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=360,
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    lines = report.stdout.splitlines()
+    assert lines[0].endswith("sample_corpus_job: 2 runs")
+    assert [line.split()[:2] for line in lines[1:]] == [["hau", "SUCCESS"], ["yor", "SUCCESS"]]
+    for lang in ("yor", "hau"):  # each language's rows stay in its own partition
+        clean = pd.read_parquet(data / "clean_documents" / f"{lang}.parquet")
+        assert set(clean["lang"]) == {lang}
