@@ -7,7 +7,9 @@ import pandas as pd
 from dagster import MetadataValue
 
 from instruct_global.lib.common.accounting import CallStats
-from instruct_global.lib.common.report import markdown_counts, markdown_preview
+from instruct_global.lib.common.atomic import atomic_write
+from instruct_global.lib.common.report import markdown_counts, markdown_preview, png_markdown
+from instruct_global.resources.parquet_io import resolve_data_dir
 
 
 def drop_metadata(reasons: Mapping[str, int], prefix: str = "dropped") -> dict[str, object]:
@@ -29,3 +31,11 @@ def rejects_metadata(rejects: pd.DataFrame, columns: list[str]) -> dict[str, obj
         "preview": MetadataValue.md(markdown_preview(rejects, [*columns, "reason"])),
         "by_reason": MetadataValue.md(markdown_counts(dict(reasons))),
     }
+
+
+def report_plot_metadata(png: bytes, lang_key: str, name: str, alt: str) -> dict[str, object]:
+    """Keep a plot at ``<data dir>/reports/<lang>/<name>.png`` (atomically) and show it in the UI."""
+    path = resolve_data_dir(None) / "reports" / lang_key / f"{name}.png"
+    atomic_write(path, lambda handle: handle.write(png))
+    return {"plot": MetadataValue.md(png_markdown(png, alt)),
+            "plot_path": MetadataValue.path(str(path))}

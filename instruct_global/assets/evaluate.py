@@ -20,9 +20,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from instruct_global.assets.common import drop_metadata
+from instruct_global.assets.common import drop_metadata, report_plot_metadata
 from instruct_global.frames import ModelScoresFrame, TruthfulQAFrame
-from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.report import markdown_preview
 from instruct_global.lib.corpus.langid import identify
@@ -31,7 +30,6 @@ from instruct_global.lib.evaluate.compare import (
     comparison_plot_png,
     comparison_table,
     markdown_table,
-    png_markdown,
 )
 from instruct_global.lib.evaluate.fewshot import FEWSHOT_QA
 from instruct_global.lib.evaluate.heldout import heldout_loss
@@ -297,14 +295,11 @@ def model_scores(
         raise ValueError(f"model_scores scorer {config.scorer!r} is not one of: auto, local, api")
     table = comparison_table(base, tuned, counts)
     png = comparison_plot_png(table, f"{lang.name}: base against fine-tuned")
-    plot_path = resolve_data_dir(None) / "reports" / lang.key / "model_scores.png"
-    atomic_write(plot_path, lambda handle: handle.write(png))
     yield Output(
         table,
         metadata={
             "table": MetadataValue.md(markdown_table(table)),
-            "plot": MetadataValue.md(png_markdown(png, "base against fine-tuned")),
-            "plot_path": MetadataValue.path(str(plot_path)),
+            **report_plot_metadata(png, lang.key, "model_scores", "base against fine-tuned"),
             "scorer": scorer,
             "base_model": _text(model_row["base_model"]),
             "finetuned_model": _text(model_row["finetuned_model"]),

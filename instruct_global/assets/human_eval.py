@@ -1,7 +1,6 @@
 """Human evaluation: a blind side-by-side sheet of base and fine-tuned answers, and its win/tie/loss table."""
 # No "from __future__ import annotations": Dagster reads these annotations at definition time.
 
-from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -17,8 +16,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from instruct_global.assets.common import report_plot_metadata
 from instruct_global.frames import HumanEvalPairsFrame, HumanEvalScoresFrame
-from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
 from instruct_global.lib.evaluate.answers import (
     GenerationSettings,
@@ -26,10 +25,10 @@ from instruct_global.lib.evaluate.answers import (
     cached_answers,
     generate_answers,
 )
-from instruct_global.lib.evaluate.compare import png_markdown
 from instruct_global.lib.evaluate.human_eval import (
     EvalItem,
     VerdictStore,
+    apply_returned_sheet,
     blind_sheet,
     build_pairs,
     eval_items_from_sft,
@@ -37,12 +36,10 @@ from instruct_global.lib.evaluate.human_eval import (
     judged_ids,
     load_question_bank,
     unblind,
-    validate_eval_sheet,
     write_eval_sheet,
 )
 from instruct_global.lib.evaluate.human_eval_stats import markdown_scores, score_table, scores_plot_png
 from instruct_global.lib.evaluate.models import load_causal_lm
-from instruct_global.lib.translate.review_sheet import read_returned_sheet
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.call_cache import CallCacheResource
 from instruct_global.resources.llm import LLMResource
@@ -188,27 +185,16 @@ def human_eval_scores(
     data_dir = resolve_data_dir(None)
     paths = human_eval_paths(data_dir, lang.key)
     store = VerdictStore(paths.store)
-    applied = 0
-    sheet_path = Path(config.returned_sheet) if config.returned_sheet else None
-    if sheet_path is not None and not sheet_path.exists():
-        context.log.warning(f"{sheet_path} is gone (already applied?); scoring stored verdicts only")
-        sheet_path = None
-    if sheet_path is not None:
-        validation = validate_eval_sheet(read_returned_sheet(sheet_path), human_eval_sheet, sheet_name=sheet_path.name)
-        applied = store.save(validation.verdicts)
-        paths.archive(sheet_path)
+    applied = apply_returned_sheet(human_eval_sheet, paths, store, config.returned_sheet, warn=context.log.warning)
     judgments, stale = unblind(store.load().values(), human_eval_sheet)
     table = score_table(judgments, [lang.key])
     png = scores_plot_png(table, f"{lang.name}: fine-tuned against base, blind human judgments")
-    plot_path = data_dir / "reports" / lang.key / "human_eval.png"
-    atomic_write(plot_path, lambda handle: handle.write(png))
     row = table.iloc[0]
     yield Output(
         table,
         metadata={
             "table": MetadataValue.md(markdown_scores(table)),
-            "plot": MetadataValue.md(png_markdown(png, "human evaluation")),
-            "plot_path": MetadataValue.path(str(plot_path)),
+            **report_plot_metadata(png, lang.key, "human_eval", "human evaluation"),
             "applied_from_sheet": applied,
             "judged_rows": int(row["judged_rows"]),
             "judgments": int(row["judgments"]),

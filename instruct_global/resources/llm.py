@@ -47,7 +47,7 @@ from instruct_global.lib.common.retry import (
 )
 from instruct_global.resources.call_cache import CallCacheResource
 
-__all__ = ["Answer", "BatchOutcome", "LLMResource", "ModelPriceConfig"]
+__all__ = ["Answer", "BatchOutcome", "LLMResource", "ModelPriceConfig", "answer_from_completion", "merge_answers"]
 
 T = TypeVar("T")
 
@@ -83,6 +83,41 @@ class Answer:
             "batch": batch,
             "created_at": time.time(),
         }
+
+
+def answer_from_completion(
+    data: Any, headers: dict[str, str] | None = None, *, model: str | None = None, source: str = "the response"
+) -> Answer:
+    """An ``Answer`` from an OpenAI chat.completion object as JSON: an online response, a batch output line,
+    or what an OpenAI-format server such as llama.cpp returns (``model`` overrides the one it names)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+    if not choices:
+        raise ValueError(f"{source} holds no choices")
+    usage = data.get("usage") or {}
+    return Answer(
+        texts=[(c.get("message") or {}).get("content") or "" for c in choices],
+        finish_reasons=[c.get("finish_reason") or "unknown" for c in choices],
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        model=model or data.get("model"),
+        response_id=data.get("id"),
+        headers=headers or {},
+    )
+
+
+def merge_answers(parts: list[Answer]) -> Answer:
+    """n single-sample answers (backends without n > 1) as one answer with n choices."""
+    return Answer(
+        texts=[t for p in parts for t in p.texts],
+        finish_reasons=[f for p in parts for f in p.finish_reasons],
+        input_tokens=sum(p.input_tokens for p in parts),
+        output_tokens=sum(p.output_tokens for p in parts),
+        model=parts[0].model,
+        response_id=parts[0].response_id,
+        headers=parts[-1].headers,
+    )
 
 
 BatchOutcome = Answer | CallError

@@ -12,7 +12,7 @@ from pydantic import Field
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.preflight import Problem, endpoint_problem
 from instruct_global.lib.common.retry import CallError
-from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
+from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource, merge_answers
 from instruct_global.resources.llm_openai import OFFLINE_LLM_FIX
 
 # Anthropic stop reasons in OpenAI's vocabulary, which ChatResult uses
@@ -53,19 +53,6 @@ def answer_from_cache_value(value: Mapping[str, Any]) -> Answer:
         output_tokens=int(value.get("output_tokens") or 0),
         model=value.get("model"),
         response_id=value.get("response_id"),
-    )
-
-
-def merge_answers(parts: list[Answer]) -> Answer:
-    """n single-sample answers as one answer with n choices."""
-    return Answer(
-        texts=[t for p in parts for t in p.texts],
-        finish_reasons=[f for p in parts for f in p.finish_reasons],
-        input_tokens=sum(p.input_tokens for p in parts),
-        output_tokens=sum(p.output_tokens for p in parts),
-        model=parts[0].model,
-        response_id=parts[0].response_id,
-        headers=parts[-1].headers,
     )
 
 

@@ -28,7 +28,7 @@ from instruct_global.lib.common.embedded_model import (
 from instruct_global.lib.common.gguf import gguf_fingerprint, gguf_problem
 from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.common.preflight import Problem
-from instruct_global.resources.llm import Answer, LLMResource
+from instruct_global.resources.llm import Answer, LLMResource, answer_from_completion, merge_answers
 
 XLLAMACPP_INSTALL = "pip install 'xllamacpp>=0.2'"
 MODEL_FIX = (
@@ -63,33 +63,9 @@ class LlamaCppCallError(RuntimeError):
 
 def answer_from_llamacpp(data: Any, model: str) -> Answer:
     """An ``Answer`` from the chat.completion object llama.cpp returns (or raise its error)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"llama.cpp returned {type(data).__name__}, not a JSON object")
-    if "error" in data:
+    if isinstance(data, dict) and "error" in data:
         raise LlamaCppCallError(data["error"])
-    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-    if not choices:
-        raise ValueError("llama.cpp returned no choices")
-    usage = data.get("usage") or {}
-    return Answer(
-        texts=[(c.get("message") or {}).get("content") or "" for c in choices],
-        finish_reasons=[c.get("finish_reason") or "unknown" for c in choices],
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        model=model,
-        response_id=data.get("id"),
-    )
-
-
-def merge_answers(parts: list[Answer]) -> Answer:
-    return Answer(
-        texts=[t for p in parts for t in p.texts],
-        finish_reasons=[f for p in parts for f in p.finish_reasons],
-        input_tokens=sum(p.input_tokens for p in parts),
-        output_tokens=sum(p.output_tokens for p in parts),
-        model=parts[0].model,
-        response_id=parts[0].response_id,
-    )
+    return answer_from_completion(data, model=model, source="llama.cpp's answer")
 
 
 class LlamaCppLLM(LLMResource):

@@ -13,7 +13,7 @@ from pydantic import Field
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.preflight import Problem, endpoint_problem, http_server_problem
 from instruct_global.lib.common.retry import CallError
-from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource
+from instruct_global.resources.llm import Answer, BatchOutcome, LLMResource, answer_from_completion
 
 BATCH_ENDPOINT = "/v1/chat/completions"
 OFFLINE_LLM_FIX = (
@@ -34,25 +34,6 @@ def _response_class() -> type:
         import httpx
 
         return httpx.Response
-
-
-def answer_from_completion(data: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
-    """An ``Answer`` from a chat.completion object as JSON (online response or batch output line)."""
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-    if not choices:
-        raise ValueError("the response holds no choices")
-    usage = data.get("usage") or {}
-    return Answer(
-        texts=[(c.get("message") or {}).get("content") or "" for c in choices],
-        finish_reasons=[c.get("finish_reason") or "unknown" for c in choices],
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        model=data.get("model"),
-        response_id=data.get("id"),
-        headers=headers or {},
-    )
 
 
 class OpenAIChatLLM(LLMResource):

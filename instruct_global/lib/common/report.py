@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -48,3 +49,8 @@ def markdown_counts(counts: Mapping[str, int], key: str = "reason") -> str:
 
 
 LENGTH_BINS_CHARS = (0, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """A PNG embedded in Markdown (the Dagster UI renders data URLs in Markdown metadata)."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -6,12 +6,12 @@ metadata; the PNG is also written beside the data so it can be opened on its own
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Mapping
 from pathlib import Path
 
 from instruct_global.lib.common.atomic import atomic_write
+from instruct_global.lib.common.report import png_markdown
 
 
 def markdown_bars(counts: Mapping[str, int], label: str, bar_width: int = 30) -> str:
@@ -56,5 +56,4 @@ def chart_markdown(counts: Mapping[str, int], title: str, xlabel: str, png_path:
         return table
     if png_path is not None:
         atomic_write(png_path, lambda handle: handle.write(png))
-    encoded = base64.b64encode(png).decode("ascii")
-    return f"![{title}](data:image/png;base64,{encoded})\n\n{table}"
+    return f"{png_markdown(png, title)}\n\n{table}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from collections.abc import Mapping
@@ -90,5 +89,3 @@ def comparison_plot_png(table: pd.DataFrame, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def png_markdown(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -19,7 +19,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +33,10 @@ from instruct_global.lib.translate.review_paths import ReviewPaths
 from instruct_global.lib.translate.review_sheet import (
     ReviewError,
     ReviewSheetError,
+    SheetLayout,
     normalise_cell,
+    read_returned_sheet,
+    write_sheet,
 )
 
 VERDICTS = ("A", "B", "tie", "both_bad")
@@ -205,49 +208,16 @@ def _neutralised(sheet: pd.DataFrame) -> pd.DataFrame:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _write_csv(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
-    text = sheet.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    handle.write(text.encode("utf-8-sig"))  # the BOM tells Excel the file is UTF-8
-
-
-def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    book = Workbook()
-    ws = book.active
-    ws.title = "evaluation"
-    columns = list(sheet.columns)
-    widths = {"id": 22, "lang": 6, "source": 12, "verdict": 10, "reviewer": 14, "note": 30, "pair_hash": 18}
-    for c, name in enumerate(columns, start=1):
-        cell = ws.cell(row=1, column=c, value=name)
-        cell.font = Font(bold=True, color="FFFFFF")
-        cell.fill = PatternFill("solid", fgColor="2E7D32" if name in EDITABLE_COLUMNS else "44546A")
-        ws.column_dimensions[get_column_letter(c)].width = widths.get(name, 48)
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for r, values in enumerate(sheet.itertuples(index=False, name=None), start=2):
-        for c, value in enumerate(values, start=1):
-            cell = ws.cell(row=r, column=c, value="" if value is None else str(value))
-            cell.data_type = "s"  # text, never a formula
-            cell.alignment = wrap
-    ws.freeze_panes = "A2"
-    if len(sheet):
-        letter = get_column_letter(columns.index("verdict") + 1)
-        choice = DataValidation(type="list", formula1=f'"{",".join(VERDICTS)}"', allow_blank=True)
-        choice.add(f"{letter}2:{letter}{len(sheet) + 1}")
-        ws.add_data_validation(choice)
-    book.save(handle)
+EVAL_LAYOUT = SheetLayout(
+    "evaluation", EDITABLE_COLUMNS,
+    {"id": 22, "lang": 6, "source": 12, "verdict": 10, "reviewer": 14, "note": 30, "pair_hash": 18},
+    choices={"verdict": VERDICTS},
+)
 
 
 def write_eval_sheet(sheet: pd.DataFrame, csv_path: str | Path | None, xlsx_path: str | Path | None) -> None:
     """CSV (UTF-8 with BOM) and/or XLSX, each written atomically; formula-like cells neutralised."""
-    safe = _neutralised(sheet)
-    if csv_path is not None:
-        atomic_write(Path(csv_path), lambda handle: _write_csv(safe, handle))
-    if xlsx_path is not None:
-        atomic_write(Path(xlsx_path), lambda handle: _write_xlsx(safe, handle))
+    write_sheet(_neutralised(sheet), csv_path, xlsx_path, EVAL_LAYOUT)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -426,6 +396,26 @@ def judged_ids(verdicts: Iterable[Verdict], pairs: pd.DataFrame) -> set[str]:
     """Rows with at least one current verdict (left out of the next sheet)."""
     hashes = dict(zip(pairs["id"].astype(str), pairs["pair_hash"], strict=True))
     return {v.id for v in verdicts if hashes.get(v.id) == v.pair_hash}
+
+
+def apply_returned_sheet(
+    pairs: pd.DataFrame, paths: ReviewPaths, store: VerdictStore, returned_sheet: str | Path | None,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """Validate a returned sheet as a whole (any bad row raises, naming each), store its verdicts and
+    archive it so it is never applied twice; the number of verdicts stored. A sheet that is gone was
+    applied by an earlier run: stored verdicts only."""
+    sheet_path = Path(returned_sheet) if returned_sheet else None
+    if sheet_path is None:
+        return 0
+    if not sheet_path.exists():
+        if warn is not None:
+            warn(f"{sheet_path} is gone (already applied?); scoring stored verdicts only")
+        return 0
+    validation = validate_eval_sheet(read_returned_sheet(sheet_path), pairs, sheet_name=sheet_path.name)
+    applied = store.save(validation.verdicts)
+    paths.archive(sheet_path)
+    return applied
 
 
 def human_eval_paths(data_dir: Path, lang: str) -> ReviewPaths:

@@ -303,7 +303,22 @@ def _xlsx_value(value: Any) -> Any:
     return text
 
 
-def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
+@dataclass(frozen=True)
+class SheetLayout:
+    """How a reviewer's sheet looks in XLSX: the tab, which columns they fill, widths, dropdowns."""
+
+    title: str
+    editable: tuple[str, ...]
+    widths: Mapping[str, int]
+    default_width: int = _TEXT_WIDTH
+    # column -> dropdown values; a dropdown suggests, it does not refuse: the reader validates
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+REVIEW_LAYOUT = SheetLayout("review", EDITABLE_COLUMNS, _COLUMN_WIDTHS, choices={"approved": ("yes", "no")})
+
+
+def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter, layout: SheetLayout = REVIEW_LAYOUT) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -311,7 +326,7 @@ def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
 
     book = Workbook()
     ws = book.active
-    ws.title = "review"
+    ws.title = layout.title
     columns = list(sheet.columns)
     header_font = Font(bold=True, color="FFFFFF")
     read_only_fill = PatternFill("solid", fgColor="44546A")
@@ -320,9 +335,9 @@ def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
     for c, name in enumerate(columns, start=1):
         cell = ws.cell(row=1, column=c, value=name)
         cell.font = header_font
-        cell.fill = editable_fill if name in EDITABLE_COLUMNS else read_only_fill
+        cell.fill = editable_fill if name in layout.editable else read_only_fill
         cell.alignment = Alignment(wrap_text=True, vertical="center")
-        ws.column_dimensions[get_column_letter(c)].width = _COLUMN_WIDTHS.get(name, _TEXT_WIDTH)
+        ws.column_dimensions[get_column_letter(c)].width = layout.widths.get(name, layout.default_width)
     for r, values in enumerate(sheet.itertuples(index=False, name=None), start=2):
         for c, value in enumerate(values, start=1):
             cell = ws.cell(row=r, column=c, value=_xlsx_value(value))
@@ -332,23 +347,32 @@ def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
     ws.freeze_panes = "A2"
     last = get_column_letter(len(columns))
     ws.auto_filter.ref = f"A1:{last}{max(len(sheet) + 1, 1)}"
-    if "approved" in columns and len(sheet):
-        letter = get_column_letter(columns.index("approved") + 1)
-        # A dropdown that suggests yes/no but accepts the other forms the reader understands.
-        choice = DataValidation(type="list", formula1='"yes,no"', allow_blank=True, showErrorMessage=False)
-        choice.add(f"{letter}2:{letter}{len(sheet) + 1}")
-        ws.add_data_validation(choice)
+    for column, values in layout.choices.items():
+        if column in columns and len(sheet):
+            letter = get_column_letter(columns.index(column) + 1)
+            # suggests the values but accepts other forms the reader understands ("✓", "Yes")
+            choice = DataValidation(type="list", formula1=f'"{",".join(values)}"', allow_blank=True,
+                                    showErrorMessage=False)
+            choice.add(f"{letter}2:{letter}{len(sheet) + 1}")
+            ws.add_data_validation(choice)
     book.save(handle)
+
+
+def write_sheet(
+    sheet: pd.DataFrame, csv_path: str | Path | None, xlsx_path: str | Path | None, layout: SheetLayout
+) -> None:
+    """Write a sheet as CSV (UTF-8 with BOM) and/or XLSX; each file appears whole or not at all."""
+    if csv_path is not None:
+        atomic_write(Path(csv_path), lambda handle: _write_csv(sheet, handle))
+    if xlsx_path is not None:
+        atomic_write(Path(xlsx_path), lambda handle: _write_xlsx(sheet, handle, layout))
 
 
 def write_review_sheet(
     sheet: pd.DataFrame, csv_path: str | Path | None, xlsx_path: str | Path | None
 ) -> None:
-    """Write the sheet as CSV (UTF-8 with BOM) and/or XLSX; each file appears whole or not at all."""
-    if csv_path is not None:
-        atomic_write(Path(csv_path), lambda handle: _write_csv(sheet, handle))
-    if xlsx_path is not None:
-        atomic_write(Path(xlsx_path), lambda handle: _write_xlsx(sheet, handle))
+    """The review sheet as CSV and/or XLSX, each written atomically."""
+    write_sheet(sheet, csv_path, xlsx_path, REVIEW_LAYOUT)
 
 
 # --- reading ------------------------------------------------------------------------------------
