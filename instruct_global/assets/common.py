@@ -1,10 +1,11 @@
-"""Small helpers shared by asset bodies: metadata for rejects, call accounting."""
+"""Small helpers shared by asset bodies: metadata for rejects, call accounting, step retries."""
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 
 import pandas as pd
-from dagster import MetadataValue
+from dagster import Backoff, Jitter, MetadataValue, RetryPolicy
 
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.atomic import atomic_write
@@ -39,3 +40,16 @@ def report_plot_metadata(png: bytes, lang_key: str, name: str, alt: str) -> dict
     atomic_write(path, lambda handle: handle.write(png))
     return {"plot": MetadataValue.md(png_markdown(png, alt)),
             "plot_path": MetadataValue.path(str(path))}
+
+
+def outside_service_retry(env: Mapping[str, str] = os.environ) -> RetryPolicy:
+    """Step retries for stages that call outside services (sites, APIs, model hubs).
+
+    The resources already retry each request with backoff; this re-runs the whole step after a longer
+    outage (a provider down for minutes), from its caches: finished calls are never paid again.
+    ``INSTRUCT_GLOBAL_STEP_RETRIES`` (default 2) and ``INSTRUCT_GLOBAL_STEP_RETRY_DELAY_S`` (default 60,
+    doubled on each retry, with jitter), read when the definitions load.
+    """
+    retries = int(env.get("INSTRUCT_GLOBAL_STEP_RETRIES", "2") or 0)
+    delay = float(env.get("INSTRUCT_GLOBAL_STEP_RETRY_DELAY_S", "60") or 0)
+    return RetryPolicy(max_retries=retries, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)

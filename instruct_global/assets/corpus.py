@@ -21,7 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from instruct_global.assets.common import drop_metadata
+from instruct_global.assets.common import drop_metadata, outside_service_retry
 from instruct_global.frames import CleanDocumentsFrame, DocumentsFrame, RejectsFrame, SourceRecordsFrame
 from instruct_global.lib.common.report import (
     LENGTH_BINS_CHARS,
@@ -87,6 +87,7 @@ def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[st
     partitions_def=language_partitions,
     dagster_type=DocumentsFrame,
     pool="wikipedia",
+    retry_policy=outside_service_retry(),
     description="Articles of the language's Wikipedia: the MediaWiki API for small pulls, a dump file for all.",
 )
 def wikipedia_articles(
@@ -122,6 +123,7 @@ def wikipedia_articles(
     partitions_def=language_partitions,
     dagster_type=DocumentsFrame,
     pool="bbc",
+    retry_policy=outside_service_retry(),
     description="BBC News articles of the language's service, main text only.",
 )
 def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFetcherResource) -> Output[pd.DataFrame]:

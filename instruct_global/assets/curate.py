@@ -26,7 +26,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
+from instruct_global.assets.common import (
+    call_metadata,
+    drop_metadata,
+    outside_service_retry,
+    rejects_metadata,
+)
 from instruct_global.frames import InstructionDatasetFrame, RejectsFrame, TargetRowsFrame
 from instruct_global.languages import Language
 from instruct_global.lib.common.atomic import atomic_write
@@ -65,6 +70,7 @@ from instruct_global.resources.llm import LLMResource
 from instruct_global.resources.parquet_io import resolve_data_dir
 from instruct_global.resources.selection import llm_pool
 from instruct_global.resources.translation import TranslatorResource
+from instruct_global.resources.translation_none import NO_TRANSLATOR_REASON, translator_steps_aside
 
 PREVIEW = ["category", "instruction", "output"]
 NO_TRANSLATED_ROWS = (
@@ -123,6 +129,7 @@ def _needs_translator(settings: BacktranslationSettings) -> bool:
     ins={"clean_documents": AssetIn()},
     partitions_def=language_partitions,
     pool=llm_pool(os.environ),
+    retry_policy=outside_service_retry(),
 )
 def backtranslated_pairs(
     context: AssetExecutionContext, config: BacktranslationConfig, llm: LLMResource,
@@ -206,6 +213,7 @@ def _segments_of(pairs: pd.DataFrame) -> pd.DataFrame:
     ins={"backtranslated_pairs": AssetIn()},
     partitions_def=language_partitions,
     pool=llm_pool(os.environ),
+    retry_policy=outside_service_retry(),
 )
 def curated_pairs(
     context: AssetExecutionContext, config: CurationConfig, judge_llm: LLMResource, llm: LLMResource,
@@ -371,6 +379,11 @@ def instruction_dataset(
         context.log.warning(f"{lang.name}: {NO_TRANSLATED_ROWS} ({reviewed_path} is missing)")
         notes.append(NO_TRANSLATED_ROWS + ".")
         reviewed = empty_dataset()
+    elif reviewed.empty and translator_steps_aside(translator):
+        note = (f"no template or self-instruct rows: {NO_TRANSLATOR_REASON}; this dataset holds English-instruction "
+                f"/ {lang.name}-response pairs (curated instruction backtranslation)")
+        context.log.warning(f"{lang.name}: {note}")
+        notes.append(note + ".")
     template_rows = translated_rows(
         reviewed, _licenses_by_record(source_records),
         generator=describe_model(llm.backend_name, llm.model, {}),

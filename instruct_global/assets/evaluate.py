@@ -20,7 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from instruct_global.assets.common import drop_metadata, report_plot_metadata
+from instruct_global.assets.common import drop_metadata, outside_service_retry, report_plot_metadata
 from instruct_global.frames import ModelScoresFrame, TruthfulQAFrame
 from instruct_global.lib.common.llm_types import ChatRequest
 from instruct_global.lib.common.report import markdown_preview
@@ -91,6 +91,7 @@ def _skipped(reason: str, questions: int) -> Output:
     partitions_def=language_partitions,
     dagster_type=TruthfulQAFrame,
     pool=translation_pool(os.environ),
+    retry_policy=outside_service_retry(),
     description="TruthfulQA (MC1/MC2) translated into the language: question, every choice (labels in order) "
     "and the 6-shot examples; questions failing a translation check are dropped and counted. Empty, with the "
     "reason, where no translator covers the language.",
@@ -99,14 +100,14 @@ def truthfulqa_translated(
     context: AssetExecutionContext, config: TruthfulQAConfig, translator: TranslatorResource
 ):
     lang = partition_language(context.partition_key)
-    questions = _load_questions(config)
-    if not translator.supports(lang):
+    if not translator.supports(lang):  # before loading the questions: offline, the hub is out of reach too
         reason = (
             f"{lang.name} ({lang.key}) is not covered by the translator '{translator.backend_name}': "
             "TruthfulQA is not scored for it; the held-out evaluation still runs"
         )
         context.log.warning(reason)
-        return _skipped(reason, len(questions))
+        return _skipped(reason, 0)
+    questions = _load_questions(config)
     check_config = TranslationCheckConfig(
         lid_min_score=config.lid_min_score,
         length_ratio_min=config.length_ratio_min,

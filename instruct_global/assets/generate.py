@@ -8,7 +8,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, AssetOut, Config, MetadataValue, Output, multi_asset
 from pydantic import Field
 
-from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
+from instruct_global.assets.common import (
+    call_metadata,
+    drop_metadata,
+    outside_service_retry,
+    rejects_metadata,
+)
 from instruct_global.frames import EnglishInstructionsFrame, RejectsFrame
 from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
 from instruct_global.lib.common.report import markdown_counts, markdown_histogram, markdown_preview
@@ -66,6 +71,7 @@ class SelfInstructConfig(Config):
     partitions_def=language_partitions,
     # Dagster needs pools when definitions load, so the backend choice (not a secret) is read then
     pool=llm_pool(os.environ),
+    retry_policy=outside_service_retry(),
 )
 def skeleton_questions(
     context: AssetExecutionContext, config: SkeletonConfig, llm: LLMResource, source_records: pd.DataFrame
@@ -106,6 +112,7 @@ def skeleton_questions(
     },
     partitions_def=language_partitions,
     pool=llm_pool(os.environ),
+    retry_policy=outside_service_retry(),
 )
 def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstructConfig, llm: LLMResource):
     llm.require_ready()

@@ -9,6 +9,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset
 from pydantic import Field
 
+from instruct_global.assets.common import outside_service_retry
 from instruct_global.lib.train.base_model import resolve_base_model
 from instruct_global.lib.train.local_sft import train_lora
 from instruct_global.lib.train.openai_finetune import StateStore, run_hosted_finetune, supervised_method
@@ -186,6 +187,7 @@ def _hosted(
     partitions_def=language_partitions,
     ins={"sft_dataset": AssetIn()},
     pool="gpu",
+    retry_policy=outside_service_retry(),
     description="A fine-tuned model for the language: a LoRA adapter (+ tokenizer, model card, optional "
     "merged weights) under <data dir>/models/<lang>/, or an OpenAI fine-tuned model id. One row describing it.",
 )

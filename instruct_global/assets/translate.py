@@ -17,7 +17,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from instruct_global.assets.common import call_metadata, drop_metadata, rejects_metadata
+from instruct_global.assets.common import (
+    call_metadata,
+    drop_metadata,
+    outside_service_retry,
+    rejects_metadata,
+)
 from instruct_global.frames import RejectsFrame, TargetRowsFrame
 from instruct_global.languages import Language, UnsupportedLanguageError
 from instruct_global.lib.common.report import markdown_counts, markdown_preview
@@ -36,6 +41,7 @@ from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.parquet_io import resolve_data_dir
 from instruct_global.resources.selection import translation_pool
 from instruct_global.resources.translation import TranslatorResource
+from instruct_global.resources.translation_none import NO_TRANSLATOR_REASON, translator_steps_aside
 
 PREVIEW = ["category", "instruction", "input", "output"]
 
@@ -71,6 +77,7 @@ def _require_backend(translator: TranslatorResource, lang: Language) -> None:
     partitions_def=language_partitions,
     # Dagster needs pools when definitions load, so the backend choice (not a secret) is read then
     pool=translation_pool(os.environ),
+    retry_policy=outside_service_retry(),
 )
 def translated_instructions(
     context: AssetExecutionContext,
@@ -80,8 +87,11 @@ def translated_instructions(
     self_instruct_instructions: pd.DataFrame,
 ):
     lang = partition_language(context.partition_key)
-    _require_backend(translator, lang)
     english = pd.concat([skeleton_questions, self_instruct_instructions], ignore_index=True, sort=False)
+    if translator_steps_aside(translator):
+        yield from _stepped_aside(context, english, lang)
+        return
+    _require_backend(translator, lang)
 
     backend_errors: list[str] = []
 
@@ -120,6 +130,20 @@ def translated_instructions(
     })
     yield Output(result.rejects, output_name="translation_rejects",
                  metadata=rejects_metadata(result.rejects, ["instruction_en", "instruction"]))
+
+
+def _stepped_aside(context: AssetExecutionContext, english: pd.DataFrame, lang: Language):
+    """No translator: empty outputs of the right shape, the reason in the log and the metadata."""
+    context.log.warning(f"{lang.name}: translation steps aside, {len(english)} English rows left untranslated: "
+                        f"{NO_TRANSLATOR_REASON}")
+
+    def never_called(texts: list[str]) -> list[str | None]:
+        raise AssertionError("no text is translated when the translator steps aside")
+
+    empty = translate_rows(english.iloc[0:0], lang.key, never_called, identify=lambda text: identify(text, lang))
+    skipped = {"skipped": True, "skip_reason": NO_TRANSLATOR_REASON, "rows_in": len(english), "translated": 0}
+    yield Output(empty.rows, output_name="translated_instructions", metadata=skipped)
+    yield Output(empty.rejects, output_name="translation_rejects", metadata={**skipped, "rejects": 0})
 
 
 @asset(

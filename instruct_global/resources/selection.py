@@ -10,7 +10,7 @@ references that Dagster resolves at run time, so no key is ever read, logged or 
 | INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama); anthropic: a gateway |
 | INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
 | INSTRUCT_GLOBAL_JUDGE_LLM (+ _MODEL, _BASE_URL, _API_KEY, _CONCURRENCY, _RPM, _TPM) | the self-curation judge (`judge_llm`); unset: the generator itself |
-| INSTRUCT_GLOBAL_TRANSLATOR | nllb, google |
+| INSTRUCT_GLOBAL_TRANSLATOR | nllb, google, none (offline: the stages that need MT step aside) |
 | INSTRUCT_GLOBAL_NLLB_MODEL | facebook/nllb-200-distilled-600M (or a local folder) |
 | GOOGLE_CLOUD_PROJECT, INSTRUCT_GLOBAL_GOOGLE_LOCATION | google: project id; location (global) |
 | OPENAI_API_KEY, ANTHROPIC_API_KEY, INSTRUCT_GLOBAL_LLM_API_KEY | secrets, read at run time only |
@@ -34,9 +34,10 @@ from instruct_global.resources.llm_openai import OpenAIChatLLM, OpenAICompatible
 from instruct_global.resources.translation import TranslatorResource
 from instruct_global.resources.translation_google import GoogleTranslator
 from instruct_global.resources.translation_nllb import NLLBTranslator
+from instruct_global.resources.translation_none import NoTranslator
 
 LLM_BACKENDS = ("local", "openai", "openai-compatible", "anthropic", "llamacpp")
-TRANSLATORS = ("nllb", "google")
+TRANSLATORS = ("nllb", "google", "none")
 DEFAULT_MODELS = {
     "local": "Qwen/Qwen2.5-1.5B-Instruct", "openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
     "llamacpp": EMBEDDED_MODEL,
@@ -108,6 +109,8 @@ def select_judge_llm(env: Mapping[str, str], cache: CallCacheResource, generator
 
 def select_translator(env: Mapping[str, str], cache: CallCacheResource) -> TranslatorResource:
     backend = _choice(env, "INSTRUCT_GLOBAL_TRANSLATOR", TRANSLATORS)
+    if backend == "none":
+        return NoTranslator(cache=cache)
     if backend == "google":
         if not env.get("GOOGLE_CLOUD_PROJECT"):
             raise BackendSelectionError("INSTRUCT_GLOBAL_TRANSLATOR=google needs GOOGLE_CLOUD_PROJECT")

@@ -777,11 +777,15 @@ def apply_stored_reviews(rows: pd.DataFrame, store: ReviewStore) -> tuple[pd.Dat
                 corrected = getattr(review, f"corrected_{f}")
                 if corrected is not None:
                     values[f][position] = corrected
+    # as object Series: a plain empty list would become a float64 column on an empty frame
+    def column(items: list) -> pd.Series:
+        return pd.Series(items, index=out.index, dtype=object)
+
     for f in FIELDS:
-        out[f] = values[f]
-    out["review_status"] = statuses
-    out["reviewer_note"] = notes
-    out["reviewed_at"] = stamps
+        out[f] = column(values[f])
+    out["review_status"] = column(statuses)
+    out["reviewer_note"] = column(notes)
+    out["reviewed_at"] = column(stamps)
     counts = {status: statuses.count(status) for status in REVIEW_STATUSES}
     return out, counts
 
