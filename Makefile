@@ -17,7 +17,7 @@ MODULE := -m instruct_global.definitions
 # `make job CONFIG=run.yaml` passes a run config file to the CLI
 CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance preflight sample job asset backfill test lint ui bench constraints clean
+.PHONY: install instance preflight sample _run job asset backfill test lint ui bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "==> [1/4] virtual environment in $(VENV)"
@@ -44,29 +44,39 @@ instance: install
 preflight: install
 	$(BIN)/python -m instruct_global.preflight --job $(JOB) --partition $(LANG_KEY)
 
-# The main job, offline: corpus stages for one language from the shipped sample inputs.
-# The full event log goes to a file; the screen gets a summary per asset.
+# The main job, offline, for one language: the dataset job (corpus, generation, backtranslation and
+# self-curation, the instruction dataset and its card, the export) on the embedded SmolLM2 model, then
+# the training job (a LoRA adapter for a few CPU steps, base against fine-tuned). No translator installs
+# offline, so the translate stages step aside (INSTRUCT_GLOBAL_TRANSLATOR=none). Full logs go to files;
+# the screen gets a summary per asset.
+SAMPLE_DATASET_CONFIG := -c instruct_global/configs/sample_run.yaml -c instruct_global/configs/sample_dataset.yaml
+SAMPLE_TRAINING_CONFIG := -c instruct_global/configs/sample_training.yaml
+sample: export INSTRUCT_GLOBAL_LLM ?= llamacpp
+sample: export INSTRUCT_GLOBAL_TRANSLATOR ?= none
+sample: export HF_HUB_OFFLINE ?= 1
 sample: instance
-	@$(BIN)/python -m instruct_global.preflight --job sample_corpus_job --partition $(LANG_KEY) \
-	  -c instruct_global/configs/sample_run.yaml
-	@echo "==> sample_corpus_job for $(LANG_KEY) (full log: $(LOG_DIR)/sample-$(LANG_KEY).log)"
-	@$(DAGSTER) job execute $(MODULE) -j sample_corpus_job \
-	  -c instruct_global/configs/sample_run.yaml --tags '{"dagster/partition": "$(LANG_KEY)"}' \
-	  > $(LOG_DIR)/sample-$(LANG_KEY).log 2>&1 \
-	  || { tail -n 40 $(LOG_DIR)/sample-$(LANG_KEY).log; echo "FAILED: see $(LOG_DIR)/sample-$(LANG_KEY).log"; exit 1; }
-	@$(BIN)/python -m instruct_global.run_summary --job sample_corpus_job --partition $(LANG_KEY)
+	@$(BIN)/python -m instruct_global.preflight --job dataset_job --partition $(LANG_KEY) $(SAMPLE_DATASET_CONFIG)
+	@$(BIN)/python -m instruct_global.preflight --job training_job --partition $(LANG_KEY) $(SAMPLE_TRAINING_CONFIG)
+	@$(MAKE) --no-print-directory _run JOB=dataset_job RUN_CONFIG="$(SAMPLE_DATASET_CONFIG)"
+	@$(MAKE) --no-print-directory _run JOB=training_job RUN_CONFIG="$(SAMPLE_TRAINING_CONFIG)"
 	@echo
-	@echo "Results: $(INSTRUCT_GLOBAL_DATA_DIR)/<asset>/$(LANG_KEY).parquet"
+	@echo "Dataset: $(INSTRUCT_GLOBAL_DATA_DIR)/instruction_dataset/$(LANG_KEY).parquet (card: $(LANG_KEY).card.md beside it)"
+	@echo "Export:  $(INSTRUCT_GLOBAL_DATA_DIR)/export/$(LANG_KEY)/ (chat JSONL, Alpaca JSON, Parquet, hf_dataset/)"
+	@echo "Adapter: $(INSTRUCT_GLOBAL_DATA_DIR)/models/$(LANG_KEY)/   Scores and plots: $(INSTRUCT_GLOBAL_DATA_DIR)/reports/$(LANG_KEY)/"
 	@echo "UI:      make ui   (then open http://127.0.0.1:3000, Assets, partition $(LANG_KEY))"
+
+# one job for one language, its log in a file, then its summary (used by sample)
+_run:
+	@echo "==> $(JOB) for $(LANG_KEY) (full log: $(LOG_DIR)/$(JOB)-$(LANG_KEY).log)"
+	@$(DAGSTER) job execute $(MODULE) -j $(JOB) $(RUN_CONFIG) --tags '{"dagster/partition": "$(LANG_KEY)"}' \
+	  > $(LOG_DIR)/$(JOB)-$(LANG_KEY).log 2>&1 \
+	  || { tail -n 40 $(LOG_DIR)/$(JOB)-$(LANG_KEY).log; echo "FAILED: see $(LOG_DIR)/$(JOB)-$(LANG_KEY).log"; exit 1; }
+	@$(BIN)/python -m instruct_global.run_summary --job $(JOB) --partition $(LANG_KEY)
 
 # Any job for one language: make job JOB=corpus_job LANG_KEY=hau [CONFIG=run.yaml]
 job: instance
 	@$(BIN)/python -m instruct_global.preflight --job $(JOB) --partition $(LANG_KEY) $(CONFIG_ARG)
-	@echo "==> $(JOB) for $(LANG_KEY) (full log: $(LOG_DIR)/$(JOB)-$(LANG_KEY).log)"
-	@$(DAGSTER) job execute $(MODULE) -j $(JOB) $(CONFIG_ARG) --tags '{"dagster/partition": "$(LANG_KEY)"}' \
-	  > $(LOG_DIR)/$(JOB)-$(LANG_KEY).log 2>&1 \
-	  || { tail -n 40 $(LOG_DIR)/$(JOB)-$(LANG_KEY).log; echo "FAILED: see $(LOG_DIR)/$(JOB)-$(LANG_KEY).log"; exit 1; }
-	@$(BIN)/python -m instruct_global.run_summary --job $(JOB) --partition $(LANG_KEY)
+	@$(MAKE) --no-print-directory _run JOB=$(JOB) RUN_CONFIG="$(CONFIG_ARG)"
 
 # One asset for one language: make asset ASSET=wikipedia_articles LANG_KEY=yor
 asset: instance

@@ -22,6 +22,7 @@ class AssetLine:
     rows: int | None
     dropped: int | None
     path: str | None
+    note: str = ""  # e.g. why a stage stepped aside
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ def asset_lines(metadata_by_asset: Sequence[tuple[str, Mapping[str, Any]]]) -> l
         if dropped is None:
             dropped = _value(metadata, "rejects")
         path = _value(metadata, "path")
+        note = f"skipped: {_value(metadata, 'skip_reason')}" if _value(metadata, "skipped") is True else ""
         lines.append(AssetLine(asset, None if rows is None else int(rows),
-                               None if dropped is None else int(dropped), None if path is None else str(path)))
+                               None if dropped is None else int(dropped), None if path is None else str(path),
+                               note))
     return lines
 
 
@@ -56,7 +59,8 @@ def render(status: str, run_id: str, assets: Sequence[AssetLine], checks: Sequen
 
     width = max([len(a.asset) for a in assets] + [5])
     out = [f"Run {run_id[:8]}: {status}", "", f"{'asset':<{width}}  {'rows':>6}  {'dropped':>7}  file"]
-    out += [f"{a.asset:<{width}}  {cell(a.rows):>6}  {cell(a.dropped):>7}  {a.path or '-'}" for a in assets]
+    out += [f"{a.asset:<{width}}  {cell(a.rows):>6}  {cell(a.dropped):>7}  {a.path or '-'}"
+            + (f"\n{'':<{width}}  {a.note}" if a.note else "") for a in assets]
     if checks:
         out += ["", "checks:"]
         out += [f"  {'passed' if c.passed else 'FAILED (' + c.severity.lower() + ')'}  {c.asset}: {c.check}"

@@ -110,3 +110,31 @@ def test_a_dagster_run_fails_at_resource_setup_before_loading(tmp_path: Path) ->
     assert f"there is no file {tmp_path / 'gone.gguf'}" in text and "INSTRUCT_GLOBAL_LLM_MODEL" in text
     assert not (tmp_path / "data" / "self_instruct_instructions").exists()
     assert time.perf_counter() - start < 30
+
+
+def _sample_config(*names: str) -> dict:
+    config: dict = {}
+    for name in names:
+        loaded = yaml.safe_load((REPO_ROOT / "instruct_global" / "configs" / name).read_text())
+        config = {**config, **loaded, "ops": {**config.get("ops", {}), **loaded.get("ops", {})}}
+    return config
+
+
+def test_the_offline_sample_is_ready_and_what_the_training_job_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    env = {"INSTRUCT_GLOBAL_LLM": "llamacpp", "INSTRUCT_GLOBAL_TRANSLATOR": "none", "HF_HUB_OFFLINE": "1"}
+    dataset = _sample_config("sample_run.yaml", "sample_dataset.yaml")
+    assert job_problems("dataset_job", "yor", env, dataset) == []  # no translator: its stages step aside
+    assert job_problems("training_job", "yor", env, _sample_config("sample_training.yaml")) == []
+
+    # a hub base model offline, and hosted training without a key: both named, with the fixes
+    hub = {"ops": {"finetuned_model": {"config": {"base_model": "no-such-org/no-such-model"}}}}
+    [base] = job_problems("training_job", "yor", env, hub)
+    assert "no-such-org/no-such-model" in base.what and "embedded:smollm2" in base.fix
+    hosted = {"ops": {"finetuned_model": {"config": {"backend": "openai"}}}}
+    [key] = job_problems("training_job", "yor", env, hosted)
+    assert "OPENAI_API_KEY" in key.what + key.fix
+    # backtranslation that needs machine translation, with none configured
+    mt = {**dataset, "ops": {**dataset["ops"], "backtranslated_pairs": {"config": {"mode": "target_instruction"}}}}
+    [needs_mt] = job_problems("dataset_job", "yor", env, mt)
+    assert "INSTRUCT_GLOBAL_TRANSLATOR=none" in needs_mt.what

@@ -9,6 +9,7 @@ from dagster import Backoff, Jitter, MetadataValue, RetryPolicy
 
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.atomic import atomic_write
+from instruct_global.lib.common.plots import with_chart
 from instruct_global.lib.common.report import markdown_counts, markdown_preview, png_markdown
 from instruct_global.resources.parquet_io import resolve_data_dir
 
@@ -16,7 +17,9 @@ from instruct_global.resources.parquet_io import resolve_data_dir
 def drop_metadata(reasons: Mapping[str, int], prefix: str = "dropped") -> dict[str, object]:
     """Counts per reason as numbers (for plots over time) and as one Markdown table."""
     meta: dict[str, object] = {f"{prefix}/{reason}": int(count) for reason, count in reasons.items() if count}
-    meta[f"{prefix}_by_reason"] = MetadataValue.md(markdown_counts(dict(reasons)))
+    drawn = {reason: int(count) for reason, count in reasons.items() if count}
+    meta[f"{prefix}_by_reason"] = MetadataValue.md(with_chart(drawn, prefix.replace("_", " ") + " by reason", "reason",
+                                                              markdown_counts(dict(reasons))))
     meta[f"{prefix}_total"] = int(sum(reasons.values()))
     return meta
 

@@ -23,10 +23,10 @@ from pydantic import Field
 
 from instruct_global.assets.common import drop_metadata, outside_service_retry
 from instruct_global.frames import CleanDocumentsFrame, DocumentsFrame, RejectsFrame, SourceRecordsFrame
+from instruct_global.lib.common.plots import histogram_markdown
 from instruct_global.lib.common.report import (
     LENGTH_BINS_CHARS,
     markdown_counts,
-    markdown_histogram,
     markdown_preview,
 )
 from instruct_global.lib.corpus.bbc import BbcScraper
@@ -77,7 +77,7 @@ def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[st
         "documents": len(frame),
         "characters": int(lengths.sum()),
         "preview": MetadataValue.md(markdown_preview(frame, ["title", "url", "text"])),
-        "length_histogram": MetadataValue.md(markdown_histogram(lengths, LENGTH_BINS_CHARS, "characters")),
+        "length_histogram": MetadataValue.md(histogram_markdown(lengths, LENGTH_BINS_CHARS, "characters")),
         "fetch_stats": MetadataValue.json(stats),
     }
 
@@ -257,7 +257,7 @@ def clean_documents(
         "stats": MetadataValue.json(result.stats),
         "preview": MetadataValue.md(markdown_preview(clean, ["source", "title", "n_tokens", "lid_score", "text"])),
         "token_histogram": MetadataValue.md(
-            markdown_histogram(clean["n_tokens"], [0, 32, 64, 128, 256, 512, 1024], "tokens per chunk")),
+            histogram_markdown(clean["n_tokens"], [0, 32, 64, 128, 256, 512, 1024], "tokens per chunk")),
         **drop_metadata(result.drop_counts),
     })
     yield Output(result.rejects, output_name="clean_document_rejects",

@@ -36,6 +36,7 @@ from instruct_global.frames import InstructionDatasetFrame, RejectsFrame, Target
 from instruct_global.languages import Language
 from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
+from instruct_global.lib.common.plots import category_mix_markdown, chart_markdown, histogram_markdown
 from instruct_global.lib.common.pricing import call_cost
 from instruct_global.lib.common.report import markdown_counts, markdown_preview
 from instruct_global.lib.corpus.langid import identify
@@ -60,7 +61,6 @@ from instruct_global.lib.curate.pairs import (
     curate,
     few_shot_examples,
 )
-from instruct_global.lib.curate.plots import chart_markdown
 from instruct_global.lib.curate.review import curated_review_paths
 from instruct_global.lib.curate.segments import SegmentSettings, select_segments
 from instruct_global.lib.translate.review_round import run_review_round
@@ -164,8 +164,9 @@ def backtranslated_pairs(
         "segments_per_source": MetadataValue.json(selection.per_source),
         "source_quotas": MetadataValue.json(selection.quotas),
         "mode": settings.mode,
-        "pairs_per_category": MetadataValue.md(markdown_counts(
-            pairs["category"].value_counts().to_dict() if not pairs.empty else {}, "category")),
+        "pairs_per_category": MetadataValue.md(category_mix_markdown(
+            pairs["category"].value_counts().to_dict() if not pairs.empty else {},
+            markdown_counts(pairs["category"].value_counts().to_dict() if not pairs.empty else {}, "category"))),
         "translator_errors": len(mt_errors),
         "preview": MetadataValue.md(markdown_preview(pairs, ["source", *PREVIEW])),
         **drop_metadata(selection.reasons, prefix="segments_dropped"),
@@ -407,13 +408,15 @@ def instruction_dataset(
     card_path = data_dir / "instruction_dataset" / f"{context.partition_key}.card.md"
     atomic_write(card_path, lambda handle: handle.write(card.encode("utf-8")))
     per_origin = rows["origin"].value_counts().to_dict() if not rows.empty else {}
+    categories = rows["category"].value_counts().to_dict() if not rows.empty else {}
     yield Output(rows, output_name="instruction_dataset", metadata={
         "rows": len(rows),
         **{f"origin/{o}": int(per_origin.get(o, 0)) for o in ("template", "self_instruct", "backtranslation")},
         "translated_rows_present": reviewed_path.exists(),
         "notes": MetadataValue.json(notes),
-        "per_category": MetadataValue.md(markdown_counts(
-            rows["category"].value_counts().to_dict() if not rows.empty else {}, "category")),
+        "per_category": MetadataValue.md(category_mix_markdown(categories, markdown_counts(categories, "category"))),
+        "output_length_histogram": MetadataValue.md(histogram_markdown(
+            rows["output"].str.len() if not rows.empty else [], [0, 100, 200, 500, 1000, 2000], "output characters")),
         "per_license": MetadataValue.md(markdown_counts(
             rows["license"].value_counts().to_dict() if not rows.empty else {}, "license")),
         "review_applied_from_sheet": review.applied_from_sheet,

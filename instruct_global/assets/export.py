@@ -19,8 +19,9 @@ from dagster import (
 from pydantic import Field
 
 from instruct_global.frames import SFTDatasetFrame
+from instruct_global.lib.common.plots import category_mix_markdown, histogram_markdown
 from instruct_global.lib.common.pricing import fine_tuning_cost
-from instruct_global.lib.common.report import markdown_counts, markdown_histogram, markdown_preview
+from instruct_global.lib.common.report import markdown_counts, markdown_preview
 from instruct_global.lib.common.tiktoken_offline import load_encoding
 from instruct_global.lib.export.openai_checks import (
     DEFAULT_MAX_TOKENS_PER_EXAMPLE,
@@ -92,6 +93,7 @@ def sft_dataset(
     )
     result = build_export(instruction_dataset, system_prompt=config.system_prompt, split_config=split_config)
     frame = result.frame
+    categories = frame["category"].value_counts().to_dict()
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
     licenses = sorted(set(frame["license"]) - {""})
     card = dataset_card(lang.key, lang.name, counts, licenses)
@@ -132,7 +134,7 @@ def sft_dataset(
             "token_encoding_source": loaded.source,
             "assistant_tokens/train": sum(train.assistant_token_counts),
             "tokens_per_example/train": MetadataValue.md(
-                markdown_histogram(train.token_counts, [0, 64, 128, 256, 512, 1024, 2048, 4096], "tokens")
+                histogram_markdown(train.token_counts, [0, 64, 128, 256, 512, 1024, 2048, 4096], "tokens")
             ),
             "finetune_estimate/n_epochs": train.n_epochs,
             "finetune_estimate/billing_tokens": train.billing_tokens,
@@ -140,7 +142,7 @@ def sft_dataset(
             "finetune_estimate/model": config.cost_model,
             "finetune_estimate/cost_usd": float(cost) if cost is not None else float("nan"),
             "categories": MetadataValue.md(
-                markdown_counts(frame["category"].value_counts().to_dict(), "category")
+                category_mix_markdown(categories, markdown_counts(categories, "category"))
             ),
             "files": MetadataValue.json(paths),
             "hf_dataset": MetadataValue.path(paths["hf_dataset"]),

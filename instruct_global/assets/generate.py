@@ -16,7 +16,8 @@ from instruct_global.assets.common import (
 )
 from instruct_global.frames import EnglishInstructionsFrame, RejectsFrame
 from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
-from instruct_global.lib.common.report import markdown_counts, markdown_histogram, markdown_preview
+from instruct_global.lib.common.plots import category_mix_markdown, histogram_markdown
+from instruct_global.lib.common.report import markdown_counts, markdown_preview
 from instruct_global.lib.generate.self_instruct import FilterConfig, load_seed_tasks
 from instruct_global.lib.generate.self_instruct_loop import SelfInstructSettings, run_self_instruct
 from instruct_global.lib.generate.skeleton_generation import dataset_quotas, dataset_specs, generate_skeletons
@@ -91,7 +92,9 @@ def skeleton_questions(
     yield Output(templates, output_name="skeleton_questions", metadata={
         "templates": len(templates),
         "quota_per_dataset": MetadataValue.json(quotas),
-        "templates_per_category": MetadataValue.md(markdown_counts(templates["category"].value_counts().to_dict(), "category")),
+        "templates_per_category": MetadataValue.md(category_mix_markdown(
+            templates["category"].value_counts().to_dict(),
+            markdown_counts(templates["category"].value_counts().to_dict(), "category"))),
         "shortfall": MetadataValue.json(result.shortfall),
         "llm_requests": result.requests,
         "preview": MetadataValue.md(markdown_preview(templates, ["dataset", *PREVIEW_COLUMNS])),
@@ -143,9 +146,10 @@ def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstr
         "llm_requests": result.requests,
         "seed_tasks": len(seeds),
         "category_distribution": MetadataValue.md(
-            markdown_counts(kept["category"].value_counts().to_dict(), "category")),
+            category_mix_markdown(kept["category"].value_counts().to_dict(),
+                                  markdown_counts(kept["category"].value_counts().to_dict(), "category"))),
         "category_quotas": MetadataValue.json(result.quotas),
-        "max_rouge_l_histogram": MetadataValue.md(markdown_histogram(
+        "max_rouge_l_histogram": MetadataValue.md(histogram_markdown(
             kept["max_rouge_l"], bins, f"highest ROUGE-L vs seeds and kept (exact ≥ {exact_from:g})")),
         "preview": MetadataValue.md(markdown_preview(kept, PREVIEW_COLUMNS)),
         **drop_metadata(result.reasons),

@@ -7,11 +7,13 @@ metadata; the PNG is also written beside the data so it can be opened on its own
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from instruct_global.lib.common.atomic import atomic_write
-from instruct_global.lib.common.report import png_markdown
+from instruct_global.lib.common.report import markdown_histogram, png_markdown
 
 
 def markdown_bars(counts: Mapping[str, int], label: str, bar_width: int = 30) -> str:
@@ -57,3 +59,28 @@ def chart_markdown(counts: Mapping[str, int], title: str, xlabel: str, png_path:
     if png_path is not None:
         atomic_write(png_path, lambda handle: handle.write(png))
     return f"{png_markdown(png, title)}\n\n{table}"
+
+
+def with_chart(counts: Mapping[str, int], title: str, xlabel: str, table: str) -> str:
+    """``table`` (any Markdown) with a bar chart of ``counts`` above it, when there is something to draw."""
+    png = bar_chart_png(counts, title, xlabel) if any(counts.values()) else None
+    return table if png is None else f"{png_markdown(png, title)}\n\n{table}"
+
+
+def binned_counts(values: Iterable[float], bins: Sequence[float]) -> dict[str, int]:
+    """Counts per bin, labelled like ``markdown_histogram`` (the last bin open-ended)."""
+    series = pd.Series(list(values), dtype="float64")
+    edges = [*bins, float("inf")]
+    counts = pd.cut(series, edges, right=False).value_counts(sort=False).tolist() if len(series) else [0] * len(bins)
+    return {(f"≥{low:g}" if high == float("inf") else f"{low:g}–{high:g}"): int(count)
+            for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True)}
+
+
+def histogram_markdown(values: Iterable[float], bins: Sequence[float], label: str, title: str = "") -> str:
+    """A histogram as a PNG chart above its Markdown table (the table alone without matplotlib)."""
+    values = list(values)
+    return with_chart(binned_counts(values, bins), title or label, label, markdown_histogram(values, bins, label))
+
+
+def category_mix_markdown(counts: Mapping[str, int], table: str) -> str:
+    return with_chart(dict(counts), "category mix", "category", table)
