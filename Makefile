@@ -17,7 +17,7 @@ MODULE := -m instruct_global.definitions
 # `make job CONFIG=run.yaml` passes a run config file to the CLI
 CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance preflight sample _run job asset backfill test lint ui bench constraints clean
+.PHONY: install instance preflight sample _run job test-e2e asset backfill test lint ui bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "==> [1/4] virtual environment in $(VENV)"
@@ -94,6 +94,10 @@ backfill: instance
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+
+# The dataset job end to end on the embedded model and a tiny translator (minutes; CI runs it)
+test-e2e: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m e2e
 
 lint: install
 	$(BIN)/ruff check .
