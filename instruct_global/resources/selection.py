@@ -9,6 +9,7 @@ references that Dagster resolves at run time, so no key is ever read, logged or 
 | INSTRUCT_GLOBAL_LLM_MODEL | per backend: Qwen/Qwen2.5-1.5B-Instruct, gpt-4o-mini, (required), claude-haiku-4-5, embedded (or a .gguf path) |
 | INSTRUCT_GLOBAL_LLM_BASE_URL | openai-compatible: e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama); anthropic: a gateway |
 | INSTRUCT_GLOBAL_LLM_CONCURRENCY / _RPM / _TPM | requests in flight; requests and tokens per minute |
+| INSTRUCT_GLOBAL_LLM_THREADS | llamacpp: CPU threads (default: every core) |
 | INSTRUCT_GLOBAL_JUDGE_LLM (+ _MODEL, _BASE_URL, _API_KEY, _CONCURRENCY, _RPM, _TPM) | the self-curation judge (`judge_llm`); unset: the generator itself |
 | INSTRUCT_GLOBAL_TRANSLATOR | nllb, google, none (offline: the stages that need MT step aside) |
 | INSTRUCT_GLOBAL_NLLB_MODEL | facebook/nllb-200-distilled-600M (or a local folder) |
@@ -89,7 +90,10 @@ def select_llm(env: Mapping[str, str], cache: CallCacheResource, prefix: str = "
     if backend == "llamacpp":
         # concurrency is the number of decoding slots: threads beyond them would only queue
         slots = limits.pop("max_concurrency", None)
-        extra = {"n_parallel": slots, "max_concurrency": slots} if slots else {}
+        extra: dict[str, Any] = {"n_parallel": slots, "max_concurrency": slots} if slots else {}
+        threads = _int(env, f"{prefix}_THREADS")
+        if threads:  # fewer than the cores on a busy machine: llama.cpp's threads wait on each other
+            extra["n_threads"] = threads
         return LlamaCppLLM(model=model, cache=cache, **extra, **limits)
     if backend == "openai-compatible":
         base_url = env.get(f"{prefix}_BASE_URL")

@@ -109,7 +109,8 @@ def test_selected_from_the_environment(tmp_path: Path) -> None:
     assert isinstance(llm, LlamaCppLLM) and llm.model == EMBEDDED_MODEL
     chosen = select_llm(
         {"INSTRUCT_GLOBAL_LLM": "llamacpp", "INSTRUCT_GLOBAL_LLM_MODEL": "/models/qwen.gguf",
-         "INSTRUCT_GLOBAL_LLM_CONCURRENCY": "4"}, cache,
+         "INSTRUCT_GLOBAL_LLM_CONCURRENCY": "4", "INSTRUCT_GLOBAL_LLM_THREADS": "1"}, cache,
     )  # fmt: skip
     assert chosen.model == "/models/qwen.gguf" and chosen.n_parallel == 4 and chosen.max_concurrency == 4
+    assert chosen.n_threads == 1 and llm.n_threads is None  # None: every core
     assert llm_pool({"INSTRUCT_GLOBAL_LLM": "llamacpp"}) == "gpu"  # one in-process model at a time
