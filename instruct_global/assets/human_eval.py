@@ -19,6 +19,7 @@ from pydantic import Field
 from instruct_global.assets.common import report_plot_metadata
 from instruct_global.frames import HumanEvalPairsFrame, HumanEvalScoresFrame
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
+from instruct_global.lib.common.report import markdown_preview
 from instruct_global.lib.evaluate.answers import (
     GenerationSettings,
     adapter_hash,
@@ -149,6 +150,7 @@ def human_eval_sheet(
         "sheet_xlsx": MetadataValue.path(str(paths.outbox_xlsx)),
         "base_model": _text(model_row["base_model"]),
         "finetuned_model": _text(model_row["finetuned_model"]),
+        "preview": MetadataValue.md(markdown_preview(sheet, ["prompt", "answer_a", "answer_b"])),  # blind too
     }
     if generated is not None:
         metadata["answers_generated"] = generated  # 0 on a re-run: every answer came from the cache

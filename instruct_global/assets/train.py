@@ -9,7 +9,9 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from instruct_global.assets.common import outside_service_retry
+from instruct_global.assets.common import outside_service_retry, report_plot_metadata
+from instruct_global.lib.common.plots import loss_curve_png
+from instruct_global.lib.common.report import markdown_preview
 from instruct_global.lib.train.base_model import resolve_base_model
 from instruct_global.lib.train.local_sft import train_lora
 from instruct_global.lib.train.openai_finetune import StateStore, run_hosted_finetune, supervised_method
@@ -214,6 +216,8 @@ def finetuned_model(
     frame["eval_loss"] = frame["eval_loss"].astype("float64")
     frame["global_step"] = frame["global_step"].astype("int64")
     card = Path(row["adapter_dir"]) / "README.md" if row["adapter_dir"] else None
+    curve = loss_curve_png(row.get("_log_history") or [], f"{context.partition_key}: LoRA training loss")
+    plot = report_plot_metadata(curve, context.partition_key, "training_loss", "training loss") if curve else {}
     return Output(
         frame,
         metadata={
@@ -226,6 +230,9 @@ def finetuned_model(
             "eval_loss": float(row["eval_loss"]) if row["eval_loss"] is not None else float("nan"),
             "resumed_from": row["resumed_from"] or "fresh start",
             "details": MetadataValue.json(extras),
+            "preview": MetadataValue.md(markdown_preview(frame, ["backend", "base_model", "global_step",
+                                                                 "train_loss", "eval_loss", "resumed_from"])),
+            **plot,
             **(
                 {"model_card": MetadataValue.md(card.read_text(encoding="utf-8"))}
                 if card and card.is_file()

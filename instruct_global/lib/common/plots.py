@@ -84,3 +84,31 @@ def histogram_markdown(values: Iterable[float], bins: Sequence[float], label: st
 
 def category_mix_markdown(counts: Mapping[str, int], table: str) -> str:
     return with_chart(dict(counts), "category mix", "category", table)
+
+
+def loss_curve_png(log_history: Sequence[Mapping[str, object]], title: str) -> bytes | None:
+    """Training (and evaluation) loss per step from a Trainer's log history; None without values or matplotlib."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
+    if not train and not evals:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    figure = Figure(figsize=(6, 3), dpi=100)
+    axes = figure.subplots()
+    for points, label, style in ((train, "train loss", "o-"), (evals, "eval loss", "s--")):
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+    axes.set_title(title)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
