@@ -1,8 +1,8 @@
 """The few Label Studio REST calls a review or evaluation round needs, on httpx.
 
-Why not ``label-studio-sdk``: it pins opencv-python-headless 4.12, which caps numpy below the version
-the rest of the project resolves to, so it cannot join our environment without moving pins; these
-calls are a handful of documented endpoints (``/api/projects/``, ``/api/projects/{id}/import``,
+Why not ``label-studio-sdk``: it requires opencv-python-headless 4.12, which caps numpy below 2.3
+while the rest of the project resolves to a newer numpy, so it cannot join our environment without
+moving pins; these calls are a handful of documented endpoints (``/api/projects/``, ``/api/projects/{id}/import``,
 ``/api/tasks/``, ``/api/users/{id}/``).
 
 Keys: a personal access token (a JWT refresh token, Label Studio's default since 1.17) is exchanged
