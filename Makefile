@@ -17,7 +17,7 @@ MODULE := -m instruct_global.definitions
 # `make job CONFIG=run.yaml` passes a run config file to the CLI
 CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance preflight sample _run job test-e2e asset backfill test lint ui bench constraints clean
+.PHONY: install instance preflight sample _run job asset backfill test test-e2e test-labelstudio lint ui bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "==> [1/4] virtual environment in $(VENV)"
@@ -98,6 +98,15 @@ test: install
 # The dataset job end to end on the embedded model and a tiny translator (minutes; CI runs it)
 test-e2e: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m e2e
+
+# Review and evaluation rounds through a real Label Studio server on loopback (not part of `make test`).
+# The first run builds label-studio into its own cached virtualenv (LABEL_STUDIO_VENV, minutes); each
+# run then starts the server (about 1-2 minutes) and prints how long each part took.
+LABEL_STUDIO_VENV ?= $(HOME)/.cache/instruct-global/label-studio-1.23.2
+test-labelstudio: install
+	@start=$$(date +%s); INSTRUCT_GLOBAL_LABEL_STUDIO_VENV=$(LABEL_STUDIO_VENV) HF_HUB_OFFLINE=1 \
+	  $(BIN)/python -m pytest -q -m labelstudio instruct_global_tests; rc=$$?; \
+	  echo "==> make test-labelstudio took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .

@@ -86,18 +86,21 @@ def human_eval_inbox_sensor(context: SensorEvaluationContext):
     return _inbox_requests(human_eval_paths, "human_eval_scores")
 
 
-# (round, labeling config, paths, the asset that applies a returned sheet)
+# (round, labeling config, paths, the assets a returned sheet re-materialises: the one that applies it,
+# then the one that writes the next sheet, as for a sheet returned to the inbox)
 LABEL_STUDIO_ROUNDS = (
-    ("review", REVIEW_KIND, review_paths, REVIEWED),
-    ("curated_review", REVIEW_KIND, curated_review_paths, AssetKey("instruction_dataset")),
-    ("human_eval", EVAL_KIND, human_eval_paths, HUMAN_EVAL_SCORES),
-)
+    ("review", REVIEW_KIND, review_paths, (REVIEWED, AssetKey("review_sheet"))),
+    ("curated_review", REVIEW_KIND, curated_review_paths,
+     (AssetKey("instruction_dataset"), AssetKey("curated_review_sheet"))),
+    ("human_eval", EVAL_KIND, human_eval_paths, (HUMAN_EVAL_SCORES,)),
+)  # fmt: skip
 
 
 @sensor(
-    asset_selection=[REVIEWED, AssetKey("instruction_dataset"), HUMAN_EVAL_SCORES],
+    asset_selection=[REVIEWED, AssetKey("review_sheet"), AssetKey("instruction_dataset"),
+                     AssetKey("curated_review_sheet"), HUMAN_EVAL_SCORES],
     minimum_interval_seconds=120,
-)
+)  # fmt: skip
 def label_studio_sensor(context: SensorEvaluationContext, label_studio: LabelStudioResource):
     """Label Studio as the front end of every review and evaluation round (only where it is configured).
 
@@ -108,27 +111,28 @@ def label_studio_sensor(context: SensorEvaluationContext, label_studio: LabelStu
     """
     data_dir = resolve_data_dir(None)
     cursor = json.loads(context.cursor) if context.cursor else {}
-    client = label_studio.client()
     requests, pushed = [], 0
-    for round_name, kind, paths_for, target in LABEL_STUDIO_ROUNDS:
-        for lang in language_keys():
-            paths = paths_for(data_dir, lang)
-            key = f"{round_name}/{lang}"
-            result = sync_round(client, round_name, kind, lang, paths.outbox_csv, paths.root / "label_studio",
-                                cursor.get(key, ""))  # fmt: skip
-            pushed += result.pushed
-            if result.pulled_sheet is None:
-                continue
-            cursor[key] = result.cursor
-            requests.append(
-                RunRequest(
-                    run_key=f"label-studio:{result.pulled_sheet.name}:{round_name}",
-                    partition_key=lang,
-                    asset_selection=[target],
-                    run_config={"ops": {target.path[-1]: {"config": {"returned_sheet": str(result.pulled_sheet)}}}},
-                    tags={"instruct_global/label_studio_round": round_name},
+    with label_studio.client() as client:
+        for round_name, kind, paths_for, targets in LABEL_STUDIO_ROUNDS:
+            for lang in language_keys():
+                paths = paths_for(data_dir, lang)
+                key = f"{round_name}/{lang}"
+                result = sync_round(client, round_name, kind, lang, paths.outbox_csv, paths.label_studio_dir,
+                                    cursor.get(key, ""))  # fmt: skip
+                pushed += result.pushed
+                if result.pulled_sheet is None:
+                    continue
+                cursor[key] = result.cursor
+                op = targets[0].path[-1]
+                requests.append(
+                    RunRequest(
+                        run_key=f"label-studio:{result.pulled_sheet.name}:{round_name}",
+                        partition_key=lang,
+                        asset_selection=list(targets),
+                        run_config={"ops": {op: {"config": {"returned_sheet": str(result.pulled_sheet)}}}},
+                        tags={"instruct_global/label_studio_round": round_name},
+                    )
                 )
-            )
     context.update_cursor(json.dumps(cursor, sort_keys=True))
     if not requests:
         return SkipReason(f"pushed {pushed} new task(s); no new annotations in Label Studio")

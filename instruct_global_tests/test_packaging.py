@@ -21,7 +21,7 @@ def _pins() -> dict[str, str]:
     return pins
 
 
-# the extras scripts/refresh_constraints.sh resolves together (labelstudio conflicts with the numpy pin)
+# the extras scripts/refresh_constraints.sh resolves together
 PINNED_EXTRAS = ("dev", "deploy", "ctranslate2", "bench")
 
 

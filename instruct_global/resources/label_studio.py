@@ -1,4 +1,4 @@
-"""Label Studio as an optional front end for review and evaluation rounds (extra ``labelstudio``).
+"""Label Studio as an optional front end for review and evaluation rounds (its REST API, through httpx).
 
 URL and API key come through ``EnvVar`` (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``); the
 definitions add this resource and its sensor only where ``LABEL_STUDIO_URL`` is set, so the sheet
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from instruct_global.lib.evaluate.label_studio import LabelStudioClient
+from instruct_global.lib.evaluate.label_studio_api import LabelStudioClient
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 

@@ -412,7 +412,10 @@ def apply_returned_sheet(
         if warn is not None:
             warn(f"{sheet_path} is gone (already applied?); scoring stored verdicts only")
         return 0
-    validation = validate_eval_sheet(read_returned_sheet(sheet_path), pairs, sheet_name=sheet_path.name)
+    # sheets the Label Studio sensor pulled live under <round dir>/label_studio/
+    origin = "label_studio" if sheet_path.resolve().parent == paths.label_studio_dir.resolve() else "sheet"
+    validation = validate_eval_sheet(read_returned_sheet(sheet_path), pairs, sheet_name=sheet_path.name,
+                                     origin=origin)  # fmt: skip
     applied = store.save(validation.verdicts)
     paths.archive(sheet_path)
     return applied

@@ -1,24 +1,29 @@
-"""Label Studio as a front end for the review and evaluation sheets (optional: ``pip install .[labelstudio]``).
+"""Label Studio as a front end for the review and evaluation sheets (the REST client: ``label_studio_api``).
 
 The sheets stay the one interface of the pipeline: ``push_sheet`` imports the rows of an outbox
 sheet as tasks (each carrying its stable id and a key of what the reviewer will read, so a
 re-push imports only new or changed rows), and ``pull_sheet`` turns finished annotations back
 into a returned sheet, which the same validation and stores then take in as if a reviewer had
-filled the spreadsheet. One project per round and language.
+filled the spreadsheet. One project per round and language. Each pull takes only the annotations
+submitted or changed since the previous one (the cursor), so work already applied is not sent again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from instruct_global.lib.evaluate import human_eval
 from instruct_global.lib.translate import review_sheet as review
+
+if TYPE_CHECKING:
+    from instruct_global.lib.evaluate.label_studio_api import LabelStudioClient
 
 EVAL_KIND, REVIEW_KIND = "human_eval", "review"
 
@@ -106,6 +111,34 @@ class Annotation:
     reviewer: str
     result: list[Mapping[str, Any]]
     updated_at: str
+    task_id: int = 0
+
+
+def latest_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The newest task (highest id) of each stable id: a row imported again because what the reviewer
+    reads changed supersedes its older tasks."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for task in tasks:
+        data = task.get("data") or {}
+        key = str(data.get("stable_id") or data.get("id") or f"task-{task.get('id')}")
+        if key not in latest or int(task.get("id") or 0) > int(latest[key].get("id") or 0):
+            latest[key] = task
+    return list(latest.values())
+
+
+def annotation_time(stamp: str) -> dt.datetime:
+    """Label Studio's ``updated_at`` (ISO 8601, ``Z`` or an offset, with or without fractions) in UTC;
+    compared as times, since ``...:19Z`` sorts after ``...:19.5Z`` as text."""
+    if not stamp:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+def annotations_since(annotations: Iterable[Annotation], cursor: str) -> list[Annotation]:
+    """Annotations submitted or changed after the cursor (the latest ``updated_at`` already pulled)."""
+    after = annotation_time(cursor)
+    return [a for a in annotations if annotation_time(a.updated_at) > after]
 
 
 def sheet_from_annotations(kind: str, annotations: Iterable[Annotation]) -> pd.DataFrame:
@@ -139,65 +172,10 @@ def write_pulled_sheet(kind: str, sheet: pd.DataFrame, path: Path) -> None:
         review.write_review_sheet(sheet, path, None)
 
 
-class LabelStudioClient:
-    """The few calls the round trip needs, on ``label-studio-sdk`` (imported only here)."""
-
-    def __init__(self, url: str, api_key: str, timeout_s: float = 30.0) -> None:
-        try:
-            from label_studio_sdk.client import LabelStudio
-        except ImportError as err:
-            raise ImportError(
-                "Label Studio support needs the optional extra: pip install 'instruct_global[labelstudio]'"
-            ) from err
-        # The SDK takes a legacy token or a personal access token (a JWT refresh token it exchanges
-        # for short-lived access tokens by itself).
-        self._ls = LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=timeout_s)
-        self._users: dict[int, str] = {}
-
-    def ensure_project(self, round_name: str, kind: str, lang: str) -> int:
-        title = project_title(round_name, lang)
-        for project in self._ls.projects.list(title=title):
-            if project.title == title:
-                return int(project.id)
-        return int(self._ls.projects.create(title=title, label_config=LABEL_CONFIGS[kind]).id)
-
-    def _tasks(self, project_id: int) -> list[Any]:
-        return list(self._ls.tasks.list(project=project_id, fields="all", page_size=100))
-
-    def import_new(self, project_id: int, tasks: list[dict[str, str]]) -> int:
-        """Import tasks whose ``task_key`` is not in the project yet; returns how many."""
-        known = {(t.data or {}).get("task_key") for t in self._tasks(project_id)}
-        new = [t for t in tasks if t["task_key"] not in known]
-        if new:
-            self._ls.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
-        return len(new)
-
-    def _reviewer(self, user_id: Any) -> str:
-        if user_id is None:
-            return "label-studio-unknown"
-        uid = int(user_id)
-        if uid not in self._users:
-            user = self._ls.users.get(id=uid)
-            self._users[uid] = user.email or user.username or f"label-studio-user-{uid}"
-        return self._users[uid]
-
-    def annotations(self, project_id: int) -> list[Annotation]:
-        """Submitted (not skipped) annotations of every task, with the annotator's e-mail as reviewer."""
-        found = []
-        for task in self._tasks(project_id):
-            for annotation in task.annotations or []:
-                item = annotation if isinstance(annotation, Mapping) else annotation.dict()
-                if item.get("was_cancelled") or not item.get("result"):
-                    continue
-                found.append(Annotation(dict(task.data or {}), self._reviewer(item.get("completed_by")),
-                                        list(item["result"]), str(item.get("updated_at") or "")))  # fmt: skip
-        return found
-
-
 @dataclass
 class SyncResult:
     pushed: int
-    annotations: int
+    annotations: int  # pulled this time (newer than the cursor)
     pulled_sheet: Path | None  # written when there are annotations newer than the cursor
     cursor: str
 
@@ -211,7 +189,8 @@ def sync_round(
     pulled_dir: Path,
     cursor: str = "",
 ) -> SyncResult:
-    """Push the outbox sheet's rows, pull finished annotations into a returned sheet under ``pulled_dir``.
+    """Push the outbox sheet's rows, pull annotations newer than ``cursor`` into a returned sheet under
+    ``pulled_dir``.
 
     ``round_name`` names the project (review, curated_review, human_eval), ``kind`` its labeling
     config. ``cursor`` is the latest annotation time already pulled; nothing is written when none is
@@ -222,10 +201,11 @@ def sync_round(
     project_id = client.ensure_project(round_name, kind, lang)
     sheet = read_outbox_sheet(kind, outbox)
     pushed = client.import_new(project_id, tasks_from_sheet(kind, sheet)) if len(sheet) else 0
-    annotations = client.annotations(project_id)
-    latest = max((a.updated_at for a in annotations), default="")
-    if not annotations or latest <= cursor:
-        return SyncResult(pushed, len(annotations), None, cursor)
-    path = pulled_dir / f"{lang}-label-studio-{latest.replace(':', '').replace('.', '')}.csv"
-    write_pulled_sheet(kind, sheet_from_annotations(kind, annotations), path)
-    return SyncResult(pushed, len(annotations), path, latest)
+    new = annotations_since(client.annotations(project_id), cursor)
+    if not new:
+        return SyncResult(pushed, 0, None, cursor)
+    latest = max(new, key=lambda a: annotation_time(a.updated_at)).updated_at
+    stamp = annotation_time(latest).strftime("%Y%m%dT%H%M%S%fZ")
+    path = pulled_dir / f"{lang}-label-studio-{stamp}.csv"
+    write_pulled_sheet(kind, sheet_from_annotations(kind, new), path)
+    return SyncResult(pushed, len(new), path, latest)

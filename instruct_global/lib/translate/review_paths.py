@@ -28,6 +28,11 @@ class ReviewPaths:
         return self.root / "inbox"
 
     @property
+    def label_studio_dir(self) -> Path:
+        """Where the Label Studio sensor writes the annotations it pulled, as returned sheets."""
+        return self.root / "label_studio"
+
+    @property
     def store(self) -> Path:
         return self.root / "store" / f"{self.lang}.jsonl"
 
@@ -36,7 +41,8 @@ class ReviewPaths:
         return [p for p in (self.inbox_dir / f"{self.lang}{s}" for s in SHEET_SUFFIXES) if p.is_file()]
 
     def archive(self, sheet: Path) -> Path:
-        """Move an applied sheet out of the inbox (kept, time-stamped), so it is not applied twice."""
+        """Move an applied sheet out of the inbox or the Label Studio folder (kept, time-stamped), so it is
+        not applied twice; a sheet elsewhere is left where it is."""
         stamp = time.strftime("%Y%m%dT%H%M%S")
         target = self.root / "processed" / f"{stamp}-{sheet.name}"
         n = 1
@@ -44,7 +50,7 @@ class ReviewPaths:
             n += 1
             target = self.root / "processed" / f"{stamp}-{n}-{sheet.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        if sheet.resolve().parent == self.inbox_dir.resolve():
+        if sheet.resolve().parent in (self.inbox_dir.resolve(), self.label_studio_dir.resolve()):
             os.replace(sheet, target)
         return target
 
