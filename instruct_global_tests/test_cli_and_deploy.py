@@ -137,25 +137,26 @@ def test_gpu_compose_override_validates_and_only_adds_gpus(docker_compose_bin: s
 
 
 @pytest.mark.slow
-def test_a_cli_backfill_of_two_languages_is_waited_for_and_reported(tmp_path: Path) -> None:
+def test_a_cli_backfill_of_three_languages_is_waited_for_and_reported(tmp_path: Path) -> None:
     home, data = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(home), "INSTRUCT_GLOBAL_DATA_DIR": str(data)}
     launched = subprocess.run(
         [DAGSTER, "job", "backfill", "-m", "instruct_global.definitions", "-j", "sample_corpus_job",
-         "--partitions", "yor,hau", "--noprompt"],
+         "--partitions", "yor,hau,swh", "--noprompt"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     report = subprocess.run(
-        [sys.executable, "-m", "instruct_global.backfill_report", "--job", "sample_corpus_job", "--timeout", "300"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=360,
+        # three runs share the machine's cores: a generous wait, reached only when something hangs
+        [sys.executable, "-m", "instruct_global.backfill_report", "--job", "sample_corpus_job", "--timeout", "600"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=660,
     )
     assert report.returncode == 0, report.stdout + report.stderr
     lines = report.stdout.splitlines()
-    assert lines[0].endswith("sample_corpus_job: 2 runs")
-    assert [line.split()[:2] for line in lines[1:]] == [["hau", "SUCCESS"], ["yor", "SUCCESS"]]
-    for lang in ("yor", "hau"):  # each language's rows stay in its own partition
+    assert lines[0].endswith("sample_corpus_job: 3 runs")
+    assert [line.split()[:2] for line in lines[1:]] == [["hau", "SUCCESS"], ["swh", "SUCCESS"], ["yor", "SUCCESS"]]
+    for lang in ("yor", "hau", "swh"):  # each language's rows stay in its own partition
         clean = pd.read_parquet(data / "clean_documents" / f"{lang}.parquet")
         assert set(clean["lang"]) == {lang}

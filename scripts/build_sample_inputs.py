@@ -15,6 +15,7 @@ import bz2
 import html
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -27,28 +28,50 @@ SAMPLES = ROOT / "data" / "samples"
 EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"
 
 
-def _wikitext(doc: dict) -> str:
+@dataclass(frozen=True)
+class WikiWords:
+    """The wiki's own words in the markup: an internal link, the infobox's name field, the
+    category and file namespaces, and the title of the redirect page."""
+
+    link: str
+    name_field: str
+    category_ns: str
+    category: str
+    file_ns: str
+    redirect_title: str
+
+
+# yor and hau share the Yoruba words the first samples were built with, so their shipped dumps
+# stay byte-identical; a language with its own entry gets its wiki's namespace names.
+YORUBA_WORDS = WikiWords("Àpẹẹrẹ", "orúkọ", "Ẹ̀ka", "Àpẹẹrẹ", "File", "Àtúnjúwe")
+WIKI_WORDS = {
+    "swh": WikiWords("Mfano", "jina", "Jamii", "Mifano", "Picha", "Kielekezo"),
+}
+
+
+def _wikitext(doc: dict, words: WikiWords) -> str:
     # A little real markup, so the sample run exercises the wikitext-to-text conversion.
     paragraphs = doc["text"].split("\n\n")
-    body = "\n\n".join(f"{p} [[Àpẹẹrẹ|àpẹẹrẹ]]" if i == 0 else p for i, p in enumerate(paragraphs))
+    link = f"[[{words.link}|{words.link.lower()}]]"
+    body = "\n\n".join(f"{p} {link}" if i == 0 else p for i, p in enumerate(paragraphs))
     return (
-        "{{Infobox|orúkọ=" + doc["title"] + "}}\n" + body
-        + "<ref>instruct-global sample</ref>\n\n[[Ẹ̀ka:Àpẹẹrẹ]]\n[[en:Sample]]"
+        "{{Infobox|" + words.name_field + "=" + doc["title"] + "}}\n" + body
+        + f"<ref>instruct-global sample</ref>\n\n[[{words.category_ns}:{words.category}]]\n[[en:Sample]]"
     )
 
 
-def write_dump(docs: list[dict], wiki: str, path: Path) -> None:
+def write_dump(docs: list[dict], wiki: str, words: WikiWords, path: Path) -> None:
     pages = []
     for number, doc in enumerate(docs, start=1):
         pages.append(
             f"  <page>\n    <title>{escape(doc['title'])}</title>\n    <ns>0</ns>\n    <id>{number}</id>\n"
             f"    <revision>\n      <id>{1000 + number}</id>\n      <timestamp>2026-11-01T00:00:00Z</timestamp>\n"
             f"      <model>wikitext</model>\n      <format>text/x-wiki</format>\n"
-            f'      <text bytes="{len(doc["text"].encode())}" xml:space="preserve">{escape(_wikitext(doc))}</text>\n'
+            f'      <text bytes="{len(doc["text"].encode())}" xml:space="preserve">{escape(_wikitext(doc, words))}</text>\n'
             f"    </revision>\n  </page>\n"
         )
     redirect = (
-        "  <page>\n    <title>Àtúnjúwe</title>\n    <ns>0</ns>\n    <id>9001</id>\n"
+        f"  <page>\n    <title>{escape(words.redirect_title)}</title>\n    <ns>0</ns>\n    <id>9001</id>\n"
         f'    <redirect title="{escape(docs[0]["title"])}" />\n    <revision>\n      <id>9901</id>\n'
         f"      <text xml:space=\"preserve\">#REDIRECT [[{escape(docs[0]['title'])}]]</text>\n    </revision>\n  </page>\n"
     )
@@ -56,8 +79,10 @@ def write_dump(docs: list[dict], wiki: str, path: Path) -> None:
         f'<mediawiki xmlns="{EXPORT_NS}" version="0.10" xml:lang="{wiki}">\n  <siteinfo>\n'
         f"    <sitename>Wikipedia</sitename>\n    <dbname>{wiki}wiki</dbname>\n"
         f"    <base>https://{wiki}.wikipedia.org/wiki/Main_Page</base>\n    <namespaces>\n"
-        '      <namespace key="0" case="first-letter" />\n      <namespace key="6" case="first-letter">File</namespace>\n'
-        '      <namespace key="14" case="first-letter">Ẹ̀ka</namespace>\n    </namespaces>\n  </siteinfo>\n'
+        '      <namespace key="0" case="first-letter" />\n'
+        f'      <namespace key="6" case="first-letter">{escape(words.file_ns)}</namespace>\n'
+        f'      <namespace key="14" case="first-letter">{escape(words.category_ns)}</namespace>\n'
+        "    </namespaces>\n  </siteinfo>\n"
         + "".join(pages) + redirect + "</mediawiki>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +132,8 @@ def main() -> None:
         wiki_docs = docs[0::2]
         bbc_docs = docs[1::2]
         wiki = lang.require("wikipedia_code", "Wikipedia")
-        write_dump(wiki_docs, wiki, SAMPLES / "wikipedia" / f"{wiki}wiki-sample-pages-articles.xml.bz2")
+        words = WIKI_WORDS.get(lang.key, YORUBA_WORDS)
+        write_dump(wiki_docs, wiki, words, SAMPLES / "wikipedia" / f"{wiki}wiki-sample-pages-articles.xml.bz2")
         service = lang.require("bbc_service", "BBC News")
         folder = SAMPLES / "bbc" / service
         for old in folder.glob("*.html"):

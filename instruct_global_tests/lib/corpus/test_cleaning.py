@@ -401,7 +401,7 @@ SAMPLE_DROPS = {
 }
 
 
-@pytest.mark.parametrize("key", ["yor", "hau"])
+@pytest.mark.parametrize("key", ["yor", "hau", "swh"])
 def test_sample_documents_drop_the_deliberate_cases(key: str) -> None:
     path = SAMPLES_DIR / f"documents_{key}.jsonl"
     raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -416,7 +416,7 @@ def test_sample_documents_drop_the_deliberate_cases(key: str) -> None:
     }
     assert drops == SAMPLE_DROPS
     assert result.drop_counts == {**dict.fromkeys(DROP_REASONS, 0), **dict.fromkeys(SAMPLE_DROPS.values(), 1)}
-    assert result.lid_method == {"yor": "lingua", "hau": "langid"}[key]
+    assert result.lid_method == {"yor": "lingua", "hau": "langid", "swh": "lingua"}[key]
 
     clean = result.clean
     assert (clean["n_tokens"] <= 128).all() and (clean["lid_lang"] == key).all()
