@@ -9,14 +9,16 @@ filled the spreadsheet. One project per round and language.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
+from instruct_global.lib.common.redact import redact
 from instruct_global.lib.evaluate import human_eval
 from instruct_global.lib.translate import review_sheet as review
 
@@ -53,6 +55,8 @@ REVIEW_LABEL_CONFIG = """<View>
   <TextArea name="corrected_output" toName="output" editable="true" maxSubmissions="1"/>
   <TextArea name="reviewer_note" toName="instruction" maxSubmissions="1"/>
 </View>"""
+
+T = TypeVar("T")
 
 LABEL_CONFIGS = {EVAL_KIND: EVAL_LABEL_CONFIG, REVIEW_KIND: REVIEW_LABEL_CONFIG}
 
@@ -135,10 +139,32 @@ def write_pulled_sheet(kind: str, sheet: pd.DataFrame, path: Path) -> None:
         review.write_review_sheet(sheet, path, None)
 
 
+class LabelStudioError(RuntimeError):
+    """A Label Studio call failed; the message is the SDK's, with the key masked (the SDK's errors
+    carry the server's whole answer, which a proxy or a debug server may fill with the request headers)."""
+
+
+def _redacting(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def call(self: LabelStudioClient, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except LabelStudioError:
+            raise
+        except Exception as exc:
+            # from None: the SDK's exception (and its unmasked text) stays out of the stored traceback
+            raise LabelStudioError(
+                f"Label Studio {method.__name__} failed: {redact(f'{type(exc).__name__}: {exc}', [self._key])}"
+            ) from None
+
+    return call
+
+
 class LabelStudioClient:
     """The few calls the round trip needs, on ``label-studio-sdk`` (imported only here)."""
 
     def __init__(self, url: str, api_key: str, timeout_s: float = 30.0) -> None:
+        self._key = api_key
         try:
             from label_studio_sdk.client import LabelStudio
         except ImportError as err:
@@ -150,6 +176,7 @@ class LabelStudioClient:
         self._ls = LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=timeout_s)
         self._users: dict[int, str] = {}
 
+    @_redacting
     def ensure_project(self, round_name: str, kind: str, lang: str) -> int:
         title = project_title(round_name, lang)
         for project in self._ls.projects.list(title=title):
@@ -157,9 +184,11 @@ class LabelStudioClient:
                 return int(project.id)
         return int(self._ls.projects.create(title=title, label_config=LABEL_CONFIGS[kind]).id)
 
+    @_redacting
     def _tasks(self, project_id: int) -> list[Any]:
         return list(self._ls.tasks.list(project=project_id, fields="all", page_size=100))
 
+    @_redacting
     def import_new(self, project_id: int, tasks: list[dict[str, str]]) -> int:
         """Import tasks whose ``task_key`` is not in the project yet; returns how many."""
         known = {(t.data or {}).get("task_key") for t in self._tasks(project_id)}
@@ -168,6 +197,7 @@ class LabelStudioClient:
             self._ls.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
         return len(new)
 
+    @_redacting
     def _reviewer(self, user_id: Any) -> str:
         if user_id is None:
             return "label-studio-unknown"
@@ -177,6 +207,7 @@ class LabelStudioClient:
             self._users[uid] = user.email or user.username or f"label-studio-user-{uid}"
         return self._users[uid]
 
+    @_redacting
     def annotations(self, project_id: int) -> list[Annotation]:
         """Submitted (not skipped) annotations of every task, with the annotator's e-mail as reviewer."""
         found = []
