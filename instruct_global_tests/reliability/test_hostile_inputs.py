@@ -286,6 +286,57 @@ def test_page_in_the_wrong_language_is_a_counted_drop(corpus_server: CorpusServe
     assert set(result.clean["url"]) == {corpus_server.url("/yoruba/articles/c1yoright1o")}
 
 
+# --- sitemaps and the MediaWiki API ---------------------------------------------------------------------
+
+from instruct_global.lib.corpus.bbc import parse_sitemap  # noqa: E402
+from instruct_global.lib.corpus.wikipedia import WikipediaApiClient, WikipediaApiError  # noqa: E402
+
+_URLSET = b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>http://x/a</loc></url></urlset>'
+SITEMAP_CASES = _cases("pages", [
+    ("gzip_bomb", gzip.compress(b"<urlset>" + b" " * (FIFTY_MB // 2) + b"</urlset>")),
+    ("entity_expansion", b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY a "aaaaaaaaaa">'
+     + b"".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">'.encode() for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+     + b"]><urlset><url><loc>&i;</loc></url></urlset>"),
+    ("external_entity", b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+     b"<urlset><url><loc>&x;</loc></url></urlset>"),
+    ("rss_instead", b"<rss><channel><item><link>http://x/a</link></item></channel></rss>"),
+    ("html_instead", b"<html><body>Not found</body></html>"),
+    ("truncated", _URLSET[:60]),
+])  # fmt: skip
+
+
+@pytest.mark.parametrize("case", SITEMAP_CASES, ids=[c[0] for c in SITEMAP_CASES])
+def test_hostile_sitemap_is_refused(case: tuple[str, bytes]) -> None:
+    """ValueError, which the scraper counts as ``sitemap_errors['invalid_xml']``; never a file read."""
+    name, content = case
+    try:
+        _kind, locs = parse_sitemap(content, 10 * 1024 * 1024)
+    except ValueError:
+        return
+    # an entity the parser leaves unresolved yields no location, never the file's contents
+    assert name in ("entity_expansion", "external_entity") and all("root:" not in loc for loc in locs), locs
+
+
+API_CASES = _cases("pages", [
+    ("html_error_page", 200, b"<html><body>Wikimedia Error</body></html>", "invalid_json"),
+    ("json_array", 200, b"[1, 2, 3]", "invalid_json"),
+    ("truncated_json", 200, b'{"batchcomplete": true, "query": {"pages": [', "invalid_json"),
+])  # fmt: skip
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c[0] for c in API_CASES])
+def test_hostile_api_answer_names_the_url(case: tuple, corpus_server: CorpusServer) -> None:
+    _name, status, body, code = case
+    corpus_server.inject("/yo/w/api.php", times=1, status=status, body=body,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    fetcher = PoliteFetcher(build_user_agent("tests@example.org"), min_interval_seconds=0.0, max_retries=0,
+                            sleep=lambda s: None)  # fmt: skip
+    client = WikipediaApiClient(fetcher, "yo", "yor", api_url=corpus_server.api_url_template)
+    with pytest.raises(WikipediaApiError) as caught:
+        list(client.iter_articles(3))
+    assert caught.value.code == code and "/yo/w/api.php" in str(caught.value)
+
+
 # --- dumps ---------------------------------------------------------------------------------------------
 
 
