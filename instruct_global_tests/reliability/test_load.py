@@ -52,7 +52,7 @@ def _hammer(url: str) -> dict[str, int]:
     open_call_cache(url).close()  # the schema exists before the race (as after any first run)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters, like separate run workers
     queue: multiprocessing.Queue = ctx.Queue()
-    start = time.time() + 3.0
+    start = time.time() + 2.0  # after every interpreter has started
     procs = [ctx.Process(target=_writer, args=(url, w, prefix, start, queue)) for w in range(WRITERS)]
     for p in procs:
         p.start()
@@ -80,12 +80,13 @@ def _hammer(url: str) -> dict[str, int]:
     return figures
 
 
-@pytest.mark.slow
+@pytest.mark.reliability
 def test_sqlite_call_cache_under_concurrent_writer_processes(tmp_path: Path) -> None:
     figures = _hammer(str(tmp_path / "calls.sqlite"))
     print(f"\ncall cache (SQLite): {figures}")
 
 
+@pytest.mark.reliability
 @pytest.mark.postgres
 def test_postgres_call_cache_under_concurrent_writer_processes(postgres_url: str) -> None:
     figures = _hammer(postgres_url)
