@@ -367,3 +367,16 @@ def test_hub_push_error_hides_the_token(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(writers.PushToHubError) as caught:
         writers.push_to_hub(pd.DataFrame({"a": [1]}), "org/ds", token, "card")
     assert "401" in str(caught.value) and leaks_in_text(_all_text(caught.value)) == []
+
+
+def test_the_search_finds_a_key_inside_compressed_files(tmp_path: Path) -> None:
+    """The scanner itself: a key inside an XLSX (deflated) or a parquet file (compressed) is found."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active["A1"] = f"note: {SENTINELS['hf']}"
+    book.save(tmp_path / "sheet.xlsx")
+    pd.DataFrame({"error": [f"401 for key {SENTINELS['openai']}"] * 50}).to_parquet(
+        tmp_path / "rejects.parquet", compression="zstd")
+    (tmp_path / "clean.txt").write_text("nothing here")
+    assert leaks_in_files(tmp_path) == {"hf": ["sheet.xlsx"], "openai": ["rejects.parquet"]}
