@@ -18,9 +18,14 @@ Risk score (riskiest rows first, ties by id, so the order is deterministic)::
          + min(machine chars / 1000, 2) (long texts hide more errors and take longer to read)
          + 2 * (1 - lid_score)          (only when a ``lid_score`` column has a value)
 
+Spreadsheet safety (``lib.common.spreadsheet_safety``): in CSV a cell that a spreadsheet would run
+as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is written with a leading apostrophe that
+``read_returned_sheet`` removes again; in XLSX such cells are quote-prefixed text, and a returned
+XLSX that holds a formula is refused, naming the cell.
+
 Known limits: a reviewer cannot correct a field to "empty" (an empty ``corrected_*`` cell means
-"no correction"); CSV opened and re-saved in Excel may rewrite cells that look like numbers,
-dates or formulas, which then shows up as a validation error; prefer XLSX for Excel users.
+"no correction"); CSV opened and re-saved in Excel may rewrite cells that look like numbers or
+dates, which then shows up as a validation error; prefer XLSX for Excel users.
 """
 
 from __future__ import annotations
@@ -452,12 +457,13 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
     if formulas:
         from openpyxl.utils import get_column_letter
 
-        errors = [
-            ReviewError(r, rows[r - 1][0] if rows[r - 1] else "", header[c - 1] if c <= len(header) else
-                        get_column_letter(c), f"cell {get_column_letter(c)}{r} holds a formula ({text[:40]!r}); "
-                        "the sheet takes text only: type the text (start it with an apostrophe if it begins with =)")
-            for r, c, text in formulas
-        ]
+        errors = []
+        for r, c, text in formulas:
+            rid = rows[r - 1][0] if rows[r - 1] and r > 1 else ""
+            column = header[c - 1] if c <= len(header) and header[c - 1] else get_column_letter(c)
+            errors.append(ReviewError(r, rid, column, (
+                f"cell {get_column_letter(c)}{r} holds a formula ({text[:40]!r}); the sheet takes text only: "
+                "type the text (start it with an apostrophe if it begins with =)")))  # fmt: skip
         raise ReviewSheetError(_error_message(path.name, errors), errors)
     while header and header[-1] == "":
         header = header[:-1]
