@@ -39,6 +39,10 @@ instance: install
 	@mkdir -p $(DAGSTER_HOME) $(LOG_DIR)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@$(DAGSTER) instance concurrency set gpu 1 >/dev/null
+	@# every pool up front: pools created lazily by the first claims of runs started together
+	@# briefly hand out more slots than the limit (seen with ten concurrent runs on SQLite)
+	@for pool in wikipedia bbc llm_api translation_api; do \
+		$(DAGSTER) instance concurrency set $$pool 4 >/dev/null; done
 
 # What a job needs (models, keys, servers, files), checked in seconds:  make preflight JOB=dataset_job
 preflight: install

@@ -58,6 +58,12 @@ class TransportFailure(FetchError):
         self.reason = kind
 
 
+class TooManyRedirects(FetchError):
+    """A redirect loop or a chain longer than httpx's limit (20): a site bug or a trap, not retried."""
+
+    reason = "too_many_redirects"
+
+
 class ResponseTooLarge(FetchError):
     reason = "too_large"
 
@@ -418,6 +424,8 @@ class PoliteFetcher:
             except httpx.TransportError as err:
                 failure = TransportFailure(url, "connection_error", str(err) or type(err).__name__, attempt)
                 throttled = False
+            except httpx.TooManyRedirects as err:
+                raise TooManyRedirects(url, f"too many redirects: {err}") from err
             except httpx.HTTPError as err:  # e.g. a body that fails Content-Encoding decoding: not transient
                 raise FetchError(url, f"{type(err).__name__}: {err}") from err
             else:

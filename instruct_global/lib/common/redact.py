@@ -13,9 +13,12 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
         r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{6,}"
     ),  # OpenAI, Anthropic (sk-ant-...), most compatible servers
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{6,}"),
+    # header and field names, quoted as JSON or as a Python dict repr, with an optional auth scheme
     re.compile(
-        r"(?i)\b(api[_-]?key|x-api-key|authorization|access[_-]?token)(\"?\s*[:=]\s*\"?)[^\s\"',;]{4,}"
+        r"(?i)\b(api[_-]?key|x-api-key|authorization|access[_-]?token|refresh[_-]?token|client[_-]?secret)"
+        r"([\"']?\s*[:=]\s*[\"']?(?:(?:bearer|token|basic)\s+)?)[^\s\"',;]{4,}"
     ),
+    re.compile(r"(?i)\btoken\s+[A-Za-z0-9._~+/=\-]{16,}"),  # "Authorization: Token <key>" (Label Studio)
     re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),  # Google API keys
 )
 

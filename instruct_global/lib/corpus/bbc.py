@@ -330,6 +330,9 @@ class BbcScraper:
         if content_type and "html" not in content_type.lower():
             self.stats.errors["not_html"] += 1
             return None
+        if _mostly_undecodable(result.text, result.decode_errors):
+            self.stats.errors["undecodable"] += 1  # binary served as HTML, or a wrong charset
+            return None
         try:
             article = extract_article(result.text, url, service=self.service)
         except Exception:  # a hostile page must not stop the run; counted instead
@@ -341,6 +344,11 @@ class BbcScraper:
         self.stats.furniture_removed.update(article.furniture)
         # The listed URL, not a redirect target, so doc_id stays stable across runs.
         return article_row(url, article, self.service, self.lang)
+
+
+def _mostly_undecodable(text: str, decode_errors: int, share: float = 0.05) -> bool:
+    """Whether more than ``share`` of the characters are U+FFFD from bytes that did not decode."""
+    return decode_errors > 0 and text.count("\ufffd") > share * max(len(text), 1)
 
 
 def article_row(url: str, article: ExtractedArticle, service: str, lang: str) -> dict[str, Any]:

@@ -110,6 +110,15 @@ def _decode(data: bytes) -> str:
     return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
 
 
+def _utf16_problem(data: bytes, label: str, problems: _Problems) -> bool:
+    """UTF-16 (Excel's "Unicode Text") is reported once for the file instead of as a byte per cell."""
+    head = data[:512]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 8 and head.count(0) * 3 >= len(head)):
+        problems.add(label, "", "the file is UTF-16 text (Excel's 'Unicode Text'); save it as 'CSV UTF-8'")
+        return True
+    return False
+
+
 def _bad_byte(value: Any) -> str | None:
     """'0xe9' for the first byte that was not UTF-8 in a decoded cell, else None."""
     if isinstance(value, str):
@@ -302,7 +311,10 @@ def _read_source(ref: _Ref, base: Path, problems: _Problems) -> tuple[list[str],
         return None
     if kind == "parquet":
         return _parquet_rows(path, ref, problems)
-    text = _decode(path.read_bytes())
+    data = path.read_bytes()
+    if _utf16_problem(data, file_name, problems):
+        return None
+    text = _decode(data)
     return _csv_rows(text, file_name, problems) if kind == "csv" else _jsonl_rows(text, file_name, problems)
 
 
@@ -326,7 +338,10 @@ def _schema_rows(schema_csv: Path, problems: _Problems) -> Iterator[_Row]:
     if not schema_csv.is_file():
         problems.add(label, "", f"schema file not found (looked for {schema_csv})")
         return
-    parsed = _csv_rows(_decode(schema_csv.read_bytes()), label, problems)
+    data = schema_csv.read_bytes()
+    if _utf16_problem(data, label, problems):
+        return
+    parsed = _csv_rows(_decode(data), label, problems)
     if parsed is None:
         return
     header, rows = parsed

@@ -411,13 +411,16 @@ def _iter_dump_pages(path: Path, wiki: str | None, lang: str) -> Iterator[tuple[
             parser = etree.XMLPullParser(
                 events=("end",), tag=("{*}siteinfo", "{*}page"), huge_tree=True, resolve_entities=False
             )
+            seen_any = False
             while True:
                 chunk = stream.read1(_READ_CHUNK)
+                root = None
                 if chunk:
                     parser.feed(chunk)
                 else:
-                    parser.close()  # raises if the XML stopped mid-document
+                    root = parser.close()  # raises if the XML stopped mid-document
                 for _, elem in parser.read_events():
+                    seen_any = True
                     if etree.QName(elem).localname == "siteinfo":
                         site_base, dbname, names = _read_siteinfo(elem)
                         drop_prefixes |= names
@@ -434,6 +437,12 @@ def _iter_dump_pages(path: Path, wiki: str | None, lang: str) -> Iterator[tuple[
                         yield site, _read_page(elem)
                     _release(elem)
                 if not chunk:
+                    if not seen_any and root is not None and etree.QName(root).localname != "mediawiki":
+                        # well-formed XML of another kind (an RSS feed, an HTML error page saved as .bz2)
+                        raise _DumpReadError(
+                            f"not a MediaWiki XML dump: the root element is <{etree.QName(root).localname}>, "
+                            "a pages-articles dump starts with <mediawiki>"
+                        )
                     return
     except (EOFError, OSError, etree.XMLSyntaxError) as err:
         raise _DumpReadError(f"{type(err).__name__}: {err}") from err

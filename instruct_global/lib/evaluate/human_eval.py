@@ -29,6 +29,11 @@ import pandas as pd
 
 from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.ids import stable_id
+from instruct_global.lib.common.spreadsheet_safety import (  # noqa: F401 (re-exported)
+    FORMULA_STARTS,
+    neutralise_formula,
+    restore_formula,
+)
 from instruct_global.lib.translate.review_paths import ReviewPaths
 from instruct_global.lib.translate.review_sheet import (
     ReviewError,
@@ -52,9 +57,6 @@ _VERDICT_ALIASES = {
     "a": "A", "b": "B", "tie": "tie", "same": "tie", "equal": "tie", "both_bad": "both_bad",
     "both bad": "both_bad", "both-bad": "both_bad", "bothbad": "both_bad", "neither": "both_bad",
 }  # fmt: skip
-# OWASP's list of characters that make a spreadsheet read a cell as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_ESCAPE = "'"
 
 
 class QuestionBankError(ValueError):
@@ -184,27 +186,6 @@ def blind_sheet(pairs: pd.DataFrame, judged_ids: Iterable[str] = ()) -> pd.DataF
 # --- formula neutralising -----------------------------------------------------------------------
 
 
-def neutralise_formula(text: str) -> str:
-    """A leading apostrophe before text a spreadsheet would run as a formula (and before an apostrophe,
-    so reading back is exact)."""
-    return _ESCAPE + text if text.startswith((*FORMULA_STARTS, _ESCAPE)) else text
-
-
-def restore_formula(text: str) -> str:
-    """The inverse of ``neutralise_formula`` (Excel drops the apostrophe in XLSX; then nothing to undo)."""
-    if text.startswith(_ESCAPE) and text[1:].startswith((*FORMULA_STARTS, _ESCAPE)):
-        return text[1:]
-    return text
-
-
-def _neutralised(sheet: pd.DataFrame) -> pd.DataFrame:
-    out = sheet.copy()
-    for column in TEXT_COLUMNS:
-        if column in out.columns:
-            out[column] = [neutralise_formula("" if v is None else str(v)) for v in out[column]]
-    return out
-
-
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -216,8 +197,9 @@ EVAL_LAYOUT = SheetLayout(
 
 
 def write_eval_sheet(sheet: pd.DataFrame, csv_path: str | Path | None, xlsx_path: str | Path | None) -> None:
-    """CSV (UTF-8 with BOM) and/or XLSX, each written atomically; formula-like cells neutralised."""
-    write_sheet(_neutralised(sheet), csv_path, xlsx_path, EVAL_LAYOUT)
+    """CSV (UTF-8 with BOM) and/or XLSX, each written atomically; formula-like cells neutralised
+    (``write_sheet`` does it for every sheet, ``read_returned_sheet`` undoes it)."""
+    write_sheet(sheet, csv_path, xlsx_path, EVAL_LAYOUT)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -273,7 +255,7 @@ def _validate_rows(returned: pd.DataFrame, pairs: pd.DataFrame, origin: str, val
     seen: dict[tuple[str, str], int] = {}
     for position, raw in enumerate(returned.to_dict("records")):
         number = position + 2  # the header is row 1
-        row = {k: restore_formula("" if v is None else str(v)) for k, v in raw.items()}
+        row = {k: "" if v is None else str(v) for k, v in raw.items()}
         if not any(v.strip() for v in row.values()):
             continue
         rid = row["id"].strip()

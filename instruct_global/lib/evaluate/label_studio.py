@@ -67,12 +67,8 @@ def project_title(round_name: str, lang: str) -> str:
 
 
 def read_outbox_sheet(kind: str, path: Path) -> pd.DataFrame:
-    frame = review.read_returned_sheet(path)
-    if kind == EVAL_KIND:  # the evaluation sheet's CSV holds neutralised formulas
-        for column in human_eval.TEXT_COLUMNS:
-            if column in frame.columns:
-                frame[column] = [human_eval.restore_formula(v) for v in frame[column]]
-    return frame
+    # the reader restores the apostrophes that neutralised formula-like cells
+    return review.read_returned_sheet(path)
 
 
 def task_key(kind: str, row: Mapping[str, str]) -> str:

@@ -228,9 +228,13 @@ SELF_INSTRUCT_SYSTEM = (
 )
 
 
+_FORGED_LABEL_RE = re.compile(r"(?mi)^(\s*\d+)\.(\s*(?:category|instruction|input|output)\s*:)")
+
+
 def _defuse(text: str) -> str:
-    # An example holding "###" would read as an item separator.
-    return re.sub(r"#{3,}", "##", text.strip())
+    # An example holding "###" would read as an item separator, and a line "9. Instruction:" as an item
+    # of its own; "9) Instruction:" reads the same to a person and starts nothing.
+    return _FORGED_LABEL_RE.sub(r"\1)\2", re.sub(r"#{3,}", "##", text.strip()))
 
 
 def format_task(number: int, task: Mapping[str, str]) -> str:

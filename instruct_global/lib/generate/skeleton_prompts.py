@@ -22,6 +22,7 @@ from instruct_global.lib.common.placeholders import (
     placeholder_number,
     placeholder_problems,
 )
+from instruct_global.lib.curate.delimiting import INVISIBLE
 
 TEMPLATE_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
 
@@ -42,9 +43,15 @@ SKELETON_SYSTEM = (
 )
 
 
+# Any of the prompt's data tags, opened or closed, with spaces, invisible characters or wide brackets.
+_DATA_TAG_RE = re.compile(
+    rf"[<\uff1c\ufe64]((?:\s|{INVISIBLE})*/?(?:\s|{INVISIBLE})*(?:description|record|avoid)\b)", re.IGNORECASE
+)
+
+
 def quote_data(tag: str, text: str) -> str:
-    """Wrap ``text`` in ``<tag>...</tag>``, defusing any copy of that tag inside it."""
-    defused = re.sub(rf"<(/?\s*{re.escape(tag)}\b)", r"&lt;\1", text, flags=re.IGNORECASE)
+    """Wrap ``text`` in ``<tag>...</tag>``, defusing any of the data tags inside it ("&lt;/record>")."""
+    defused = _DATA_TAG_RE.sub(lambda m: "&lt;" + re.sub(INVISIBLE, "", m.group(1)), text)
     return f"<{tag}>\n{defused}\n</{tag}>"
 
 
@@ -63,6 +70,8 @@ def _example_block(example_record: Mapping[str, str], names: Sequence[str]) -> s
     shown = {n: _clip(str(example_record[n]), MAX_EXAMPLE_VALUE_CHARS) for n in names if n in example_record}
     # JSON keeps quotes and newlines in values unambiguous; "<\/" is still valid JSON for "</".
     payload = json.dumps(shown, ensure_ascii=False, indent=1).replace("</", "<\\/")
+    # a data tag's bracket as a JSON escape ("\u003crecord>"): the value still decodes as written
+    payload = _DATA_TAG_RE.sub(lambda m: f"\\u{ord(m.group(0)[0]):04x}" + m.group(1), payload)
     return quote_data("record", payload)
 
 
@@ -94,7 +103,10 @@ def build_skeleton_prompt(
     placeholder_list = ", ".join(braced(n) for n in names)
     lang = language.name
 
-    var_lines = "\n".join(f"- {braced(n)}: {_clip(d, 300) or '(no description)'}" for n, d in variables)
+    # one line each (whitespace collapsed): a description cannot open a "Rules:" block of its own
+    var_lines = "\n".join(
+        f"- {braced(n)}: {_clip(' '.join(d.split()), 300) or '(no description)'}" for n, d in variables
+    )
     parts = [
         f"Write {n_templates} different English instruction templates of the task category "
         f'"{cat}" ({CATEGORY_DESCRIPTIONS[cat]}).',

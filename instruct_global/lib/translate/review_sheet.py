@@ -18,9 +18,14 @@ Risk score (riskiest rows first, ties by id, so the order is deterministic)::
          + min(machine chars / 1000, 2) (long texts hide more errors and take longer to read)
          + 2 * (1 - lid_score)          (only when a ``lid_score`` column has a value)
 
+Spreadsheet safety (``lib.common.spreadsheet_safety``): in CSV a cell that a spreadsheet would run
+as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is written with a leading apostrophe that
+``read_returned_sheet`` removes again; in XLSX such cells are quote-prefixed text, and a returned
+XLSX that holds a formula is refused, naming the cell.
+
 Known limits: a reviewer cannot correct a field to "empty" (an empty ``corrected_*`` cell means
-"no correction"); CSV opened and re-saved in Excel may rewrite cells that look like numbers,
-dates or formulas, which then shows up as a validation error; prefer XLSX for Excel users.
+"no correction"); CSV opened and re-saved in Excel may rewrite cells that look like numbers or
+dates, which then shows up as a validation error; prefer XLSX for Excel users.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import regex
 from ftfy.badness import is_bad
 
 from instruct_global.lib.common.atomic import atomic_write
+from instruct_global.lib.common.spreadsheet_safety import is_formula_like, neutralise_formula, restore_formula
 from instruct_global.lib.translate.placeholder_protection import (
     placeholder_mismatches,
     placeholder_mismatches_against,
@@ -288,9 +294,18 @@ def build_review_sheet(rows: pd.DataFrame) -> pd.DataFrame:
 # --- writing ------------------------------------------------------------------------------------
 
 
+def csv_safe(sheet: pd.DataFrame) -> pd.DataFrame:
+    """Every text cell that a spreadsheet would run as a formula gets its apostrophe (undone on reading)."""
+    out = sheet.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [neutralise_formula(v) if isinstance(v, str) else v for v in out[column]]
+    return out
+
+
 def _write_csv(sheet: pd.DataFrame, handle: io.BufferedWriter) -> None:
     # utf-8-sig: the BOM is how Excel knows the file is UTF-8 (else ẹ, ọ, ሰ turn to mojibake).
-    text = sheet.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    text = csv_safe(sheet).to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     handle.write(text.encode("utf-8-sig"))
 
 
@@ -343,6 +358,8 @@ def _write_xlsx(sheet: pd.DataFrame, handle: io.BufferedWriter, layout: SheetLay
             cell = ws.cell(row=r, column=c, value=_xlsx_value(value))
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # openpyxl would store "=SUM(...)" or "- item" text as a formula
+                if is_formula_like(cell.value):
+                    cell.quotePrefix = True  # Excel's text marker: shown as typed, stays text when edited
             cell.alignment = wrap
     ws.freeze_panes = "A2"
     last = get_column_letter(len(columns))
@@ -411,7 +428,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,  # keep row numbers as the reviewer's spreadsheet shows them
-        )
+        ).map(restore_formula)  # the apostrophes csv_safe added
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ReviewSheetError(f"{path}: cannot read as CSV: {err}") from None
 
@@ -420,17 +437,34 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        # data_only=False: a formula is seen as one (and refused), never replaced by a cached value
+        book = load_workbook(path, read_only=True, data_only=False)
     except Exception as err:  # openpyxl raises zipfile/KeyError/InvalidFileException variants
         raise ReviewSheetError(f"{path}: cannot open as an XLSX workbook: {err}") from None
+    formulas: list[tuple[int, int, str]] = []
     try:
         ws = book["review"] if "review" in book.sheetnames else book.worksheets[0]
-        rows = [[_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        rows = []
+        for r, cells in enumerate(ws.iter_rows(), start=1):
+            rows.append([_text(cell.value) for cell in cells])
+            formulas += [(r, c, str(cell.value)) for c, cell in enumerate(cells, start=1)
+                         if getattr(cell, "data_type", None) == "f"]
     finally:
         book.close()
     if not rows:
         raise ReviewSheetError(f"{path}: the workbook's sheet is empty")
     header = rows[0]
+    if formulas:
+        from openpyxl.utils import get_column_letter
+
+        errors = []
+        for r, c, text in formulas:
+            rid = rows[r - 1][0] if rows[r - 1] and r > 1 else ""
+            column = header[c - 1] if c <= len(header) and header[c - 1] else get_column_letter(c)
+            errors.append(ReviewError(r, rid, column, (
+                f"cell {get_column_letter(c)}{r} holds a formula ({text[:40]!r}); the sheet takes text only: "
+                "type the text (start it with an apostrophe if it begins with =)")))  # fmt: skip
+        raise ReviewSheetError(_error_message(path.name, errors), errors)
     while header and header[-1] == "":
         header = header[:-1]
     body = [(row + [""] * len(header))[: len(header)] for row in rows[1:]]

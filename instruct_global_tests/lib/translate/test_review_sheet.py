@@ -112,7 +112,10 @@ def _edit_xlsx(path: Path, edits: dict[str, dict[str, object]]) -> None:
     for row in ws.iter_rows(min_row=2):
         rid = row[header.index("id")].value
         for column, value in edits.get(rid, {}).items():
-            row[header.index(column)].value = value
+            cell = row[header.index(column)]
+            cell.value = value
+            if isinstance(value, str):
+                cell.data_type = "s"  # typed or pasted as text (a formula is refused, see reliability tests)
     book.save(path)
 
 
