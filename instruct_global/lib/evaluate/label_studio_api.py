@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from instruct_global.lib.common.redact import redact
 from instruct_global.lib.common.retry import (
     CallError,
     RetryPolicy,
@@ -137,7 +138,8 @@ class LabelStudioClient:
             raise LabelStudioError("LABEL_STUDIO_API_KEY is empty: set it to a personal access token")
         self.url = url.strip().rstrip("/")
         self._policy = policy or RetryPolicy(max_retries=3, backoff_base_seconds=0.5, max_backoff_seconds=8.0)
-        self._http = httpx.Client(base_url=self.url, auth=_LabelStudioAuth(self.url, api_key), timeout=timeout_s,
+        self._auth = _LabelStudioAuth(self.url, api_key)
+        self._http = httpx.Client(base_url=self.url, auth=self._auth, timeout=timeout_s,
                                   transport=transport, headers={"Accept": "application/json"})  # fmt: skip
         self._users: dict[int, str] = {}
 
@@ -176,7 +178,9 @@ class LabelStudioClient:
         raise AssertionError("unreachable")
 
     def _failure(self, method: str, path: str, error: CallError) -> str:
-        message = f"Label Studio at {self.url}: {method} {path} failed: {error.describe()}"
+        # a server (or a proxy in debug mode) may echo the request headers: the key and token are masked
+        described = redact(error.describe(), [self._auth._key, self._auth._access])
+        message = f"Label Studio at {self.url}: {method} {path} failed: {described}"
         if error.status in (401, 403):
             message += (" (check LABEL_STUDIO_API_KEY: a personal access token, or a legacy token where the "
                         "organisation enables legacy tokens)")  # fmt: skip
