@@ -138,7 +138,7 @@ def dataset_servers(ports: list[int], seed: int = 0, rate: float = 0.0) -> Itera
         for offset, name in enumerate(SERVER_NAMES):
             servers.proxies[name] = stack.enter_context(
                 FaultProxy(upstreams[name], protocol=name, seed=seed * 10 + offset, rate=rate,  # type: ignore[arg-type]
-                           timeout_s=CLIENT_TIMEOUT_S, port=ports[offset])  # fmt: skip
+                           timeout_s=CLIENT_TIMEOUT_S, port=ports[offset])
             )
         yield servers
 
@@ -150,16 +150,16 @@ def resources(servers: Servers, cache_path: Path) -> dict[str, Any]:
         "call_cache": cache,
         "hub": HuggingFaceHubResource(),
         "http": HttpFetcherResource(min_interval_seconds=0.0, timeout_seconds=CLIENT_TIMEOUT_S, max_retries=4,
-                                    backoff_base_seconds=0.01, max_backoff_seconds=0.05),  # fmt: skip
+                                    backoff_base_seconds=0.01, max_backoff_seconds=0.05),
         "llm": OpenAICompatibleLLM(model="local-model", cache=cache, base_url=f"{servers.url('openai')}/v1",
-                                   **LLM_RETRY),  # fmt: skip
+                                   **LLM_RETRY),
         "judge_llm": AnthropicLLM(model="claude-haiku-4-5", cache=cache, base_url=servers.url("anthropic"),
-                                  api_key=ANTHROPIC_KEY, **LLM_RETRY),  # fmt: skip
+                                  api_key=ANTHROPIC_KEY, **LLM_RETRY),
         "translator": GoogleTranslator(
             cache=cache, project_id="test-project", api_endpoint=servers.url("google"),
             anonymous_credentials_for_testing=True, timeout_s=CLIENT_TIMEOUT_S, max_retries=4,
             backoff_initial_s=0.01, backoff_max_s=1.5, max_codepoints_per_request=300,
-        ),  # fmt: skip
+        ),
     }
 
 

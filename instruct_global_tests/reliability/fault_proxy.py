@@ -25,6 +25,7 @@ links a sitemap or a batch object hands out lead back through the proxy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -166,10 +167,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._relay("DELETE")
 
     def finish(self) -> None:  # after a reset the socket is gone: nothing left to flush
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     # ---- the relay -----------------------------------------------------------------------------
     def _relay(self, method: str) -> None:
