@@ -143,20 +143,25 @@ def dataset_servers(ports: list[int], seed: int = 0, rate: float = 0.0) -> Itera
         yield servers
 
 
-def resources(servers: Servers, cache_path: Path) -> dict[str, Any]:
-    cache = CallCacheResource(url=str(cache_path))
+def resources(servers: Servers, cache_path: Path | None) -> dict[str, Any]:
+    return resources_for({name: servers.url(name) for name in SERVER_NAMES}, cache_path)
+
+
+def resources_for(urls: dict[str, str], cache_path: Path | None) -> dict[str, Any]:
+    """The job's resources pointed at ``urls`` (corpus, openai, anthropic, google); the cache at
+    ``cache_path`` (None: the default, under the data dir)."""
+    cache = CallCacheResource(url=str(cache_path) if cache_path else None)
     return {
         "io_manager": PartitionedParquetIOManager(),
         "call_cache": cache,
         "hub": HuggingFaceHubResource(),
         "http": HttpFetcherResource(min_interval_seconds=0.0, timeout_seconds=CLIENT_TIMEOUT_S, max_retries=4,
                                     backoff_base_seconds=0.01, max_backoff_seconds=0.05),
-        "llm": OpenAICompatibleLLM(model="local-model", cache=cache, base_url=f"{servers.url('openai')}/v1",
-                                   **LLM_RETRY),
-        "judge_llm": AnthropicLLM(model="claude-haiku-4-5", cache=cache, base_url=servers.url("anthropic"),
+        "llm": OpenAICompatibleLLM(model="local-model", cache=cache, base_url=f"{urls['openai']}/v1", **LLM_RETRY),
+        "judge_llm": AnthropicLLM(model="claude-haiku-4-5", cache=cache, base_url=urls["anthropic"],
                                   api_key=ANTHROPIC_KEY, **LLM_RETRY),
         "translator": GoogleTranslator(
-            cache=cache, project_id="test-project", api_endpoint=servers.url("google"),
+            cache=cache, project_id="test-project", api_endpoint=urls["google"],
             anonymous_credentials_for_testing=True, timeout_s=CLIENT_TIMEOUT_S, max_retries=4,
             backoff_initial_s=0.01, backoff_max_s=1.5, max_codepoints_per_request=300,
         ),

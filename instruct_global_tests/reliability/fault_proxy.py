@@ -105,6 +105,14 @@ class FaultProxy(LocalHTTPServer):
         self.upstream_answers: Counter[str] = Counter()  # payload key -> 2xx answers the upstream gave
         self.faults: list[tuple[str, str]] = []  # (payload key, kind) in arrival order
         self._lock = threading.Lock()
+        # the gate (crash tests): after ``gate_after`` clean answers to requests ``gate_matches``, hold
+        # every further matching request unanswered, so a kill lands at a known count
+        self.gate_matches: Callable[[str, str, bytes], bool] | None = None
+        self.gate_after = 0
+        self.gate_passed = 0  # matching requests let through since the gate was set
+        self.gate_answered = 0  # ... and answered
+        self.gate_closed = threading.Event()
+        self._gate_release = threading.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def _build_httpd(self) -> ThreadingHTTPServer:
@@ -145,6 +153,31 @@ class FaultProxy(LocalHTTPServer):
         with self._lock:
             return sum(n - 1 for n in self.upstream_answers.values() if n > 1)
 
+    def set_gate(self, matches: Callable[[str, str, bytes], bool] | None, after: int = 0) -> None:
+        """Hold matching requests once ``after`` of them were let through (None: no gate)."""
+        self._gate_release.set()  # whatever an old gate holds is let go (unanswered)
+        with self._lock:
+            self.gate_matches, self.gate_after = matches, after
+            self.gate_passed = self.gate_answered = 0
+            self.gate_closed = threading.Event()
+            self._gate_release = threading.Event()
+
+    def gate_settled(self) -> bool:
+        """The gate holds a request and every request it let through has been answered."""
+        with self._lock:
+            return self.gate_closed.is_set() and self.gate_answered >= self.gate_passed
+
+    def _gate(self, method: str, target: str, body: bytes) -> tuple[bool, bool]:
+        """(hold this request, it counts for the gate)."""
+        with self._lock:
+            if self.gate_matches is None or not self.gate_matches(method, target, body):
+                return False, False
+            if self.gate_passed >= self.gate_after:
+                self.gate_closed.set()
+                return True, True
+            self.gate_passed += 1
+            return False, True
+
     def rewrite(self, data: bytes) -> bytes:
         return data.replace(self.upstream_root.encode(), self.url.encode())
 
@@ -176,6 +209,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         path = self.path.split("?", 1)[0]
         key = proxy.payload_key(method, self.path, body)
+        hold, gated = proxy._gate(method, self.path, body)
+        if hold:
+            release = proxy._gate_release
+            release.wait(timeout=300)  # never answered: the client is killed meanwhile
+            self.close_connection = True
+            return
         kind, rng = (None, None) if proxy.exempt(method, path) else proxy.decide(key)
         if kind is not None:
             proxy.note(key, kind)
@@ -201,9 +240,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         elif kind in ("truncated", "reset"):
             self._send_partial(status, headers, data, reset=kind == "reset")
         else:
+            self._send(status, headers, data)
             with proxy._lock:
                 proxy.delivered[key] += 1
-            self._send(status, headers, data)
+        if gated:
+            with proxy._lock:
+                proxy.gate_answered += 1
 
     def _forward(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         proxy = self.proxy
