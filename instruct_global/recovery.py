@@ -42,7 +42,8 @@ def _alive(pid: int) -> bool:
 
 def _run_pid(instance: DagsterInstance, run_id: str) -> int | None:
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_START, limit=1).records
-    return records[0].event_log_entry.pid if records else None
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None
 
 
 def release_dead_runs(instance: DagsterInstance, run_ids: list[str] | None = None) -> list[ReleasedRun]:

@@ -80,6 +80,7 @@ def run_job(
     env: dict[str, str],
     *,
     kill_when: Callable[[], bool] | None = None,
+    slack_s: float = KEEP_ANSWER_SLACK_S,
     timeout_s: float = 300.0,
 ) -> JobRun:
     """Run the job; with ``kill_when``, SIGKILL its process group as soon as that becomes true."""
@@ -99,7 +100,7 @@ def run_job(
                     tail = log_path.read_text(encoding="utf-8")[-3000:]
                     raise TimeoutError(f"{job} ran past {timeout_s} s; log {log_path} ends:\n{tail}")
                 if kill_when is not None and kill_when():
-                    time.sleep(KEEP_ANSWER_SLACK_S)
+                    time.sleep(slack_s)
                     os.killpg(process.pid, signal.SIGKILL)
                     killed = True
                     process.wait(timeout=30)

@@ -96,7 +96,7 @@ def test_hosted_finetune_killed_while_polling_resumes_the_same_job(tmp_path: Pat
 def test_local_training_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path, monkeypatch) -> None:
     tiny_lm = build_tiny_causal_lm(tmp_path / "tiny_lm")
     config = {"ops": {"finetuned_model": {"config": {
-        "backend": "local", "base_model": str(tiny_lm), "r": 8, "max_steps": 10, "save_steps": 2,
+        "backend": "local", "base_model": str(tiny_lm), "r": 8, "max_steps": 16, "save_steps": 2,
         "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "max_length": 256, "learning_rate": 5e-3,
     }}}}  # fmt: skip
     path = write_run_config(tmp_path / "train.yaml", config)
@@ -110,10 +110,11 @@ def test_local_training_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path
     env = job_env(root, {})
 
     def checkpoint_four_saved() -> bool:
-        return any(checkpoint_step(c) >= 4 for run in (root / "data" / "models" / "yor").glob("*")
+        return any(checkpoint_step(c) >= 4 for run in (root / "data" / "models" / "yor").glob("*/checkpoints")
                    for c in complete_checkpoints(run))  # fmt: skip
 
-    killed = run_job(root, MODULE, "finetune_job", path, env, kill_when=checkpoint_four_saved)
+    # no slack: a checkpoint is complete once its trainer_state.json reads back
+    killed = run_job(root, MODULE, "finetune_job", path, env, kill_when=checkpoint_four_saved, slack_s=0.0)
     assert killed.killed, killed.log[-3000:]
     log.killed("local training", killed)
     assert not torn_files(root / "data")
@@ -126,7 +127,7 @@ def test_local_training_killed_after_a_checkpoint_resumes_from_it(tmp_path: Path
     row, expected = _model_row(root), _model_row(tmp_path / "reference")
     print(f"\nkills {log.kills}; resumes {log.resumes}; seconds {log.seconds}; resumed from {row['resumed_from']}")
     assert Path(row["resumed_from"]).name.startswith("checkpoint-") and checkpoint_step(Path(row["resumed_from"])) >= 4
-    assert row["global_step"] == expected["global_step"] == 10
+    assert row["global_step"] == expected["global_step"] == 16
     ours = load_file(str(Path(row["adapter_dir"]) / "adapter_model.safetensors"))
     theirs = load_file(str(Path(expected["adapter_dir"]) / "adapter_model.safetensors"))
     assert ours.keys() == theirs.keys()
