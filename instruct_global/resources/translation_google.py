@@ -22,6 +22,7 @@ from pydantic import Field, PrivateAttr
 
 from instruct_global.languages import Language
 from instruct_global.lib.common.redact import redact
+from instruct_global.lib.common.retry import TRANSIENT_STATUSES
 from instruct_global.resources.translation import SegmentOutcome, TranslatorResource
 
 API_MAX_SEGMENTS = 1024
@@ -220,19 +221,25 @@ def _known_secrets(client: Any) -> tuple[str, ...]:
 def _is_transient(exc: BaseException) -> bool:
     from google.api_core import exceptions as gexc
 
-    if isinstance(
-        exc,
-        gexc.TooManyRequests | gexc.InternalServerError | gexc.BadGateway | gexc.ServiceUnavailable
-        | gexc.GatewayTimeout | gexc.DeadlineExceeded,
-    ):  # fmt: skip
-        return True
     if isinstance(exc, gexc.Forbidden):
         # Cloud Translation answers per-minute quota overruns with 403 "User Rate Limit Exceeded"
         return "rate limit exceeded" in str(exc.message).lower()
-    # the REST transport lets the HTTP library's connection errors and timeouts through
+    if isinstance(exc, gexc.GoogleAPICallError):
+        # by status, not by exception class: a gateway's 520/529 arrives as a bare GoogleAPICallError
+        code = getattr(exc.code, "value", exc.code)
+        return isinstance(code, int) and (code in TRANSIENT_STATUSES or code >= 500)
+    if type(exc).__name__ == "ParseError":
+        # a 200 whose body is not TranslateTextResponse JSON (cut short by a proxy): worth another try
+        return True
+    # the REST transport lets the HTTP library's errors through: connection refused or reset, timeouts,
+    # and a body cut short mid-read (ChunkedEncodingError, also for a reset during the body)
     import requests
 
-    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+    return isinstance(
+        exc,
+        requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError,
+    )  # fmt: skip
 
 
 def _retry_after_s(exc: BaseException) -> float | None:

@@ -219,12 +219,24 @@ def test_malformed_answers_fail_the_item_and_are_never_stored_as_translations(
     raw_body: str,
     expected: str,
 ) -> None:
-    server.inject(Fault(raw_body=raw_body))
+    server.inject(Fault(raw_body=raw_body, times=None))  # for good
     translator = make_translator()
     [result] = translator.translate(["Hello."], target=YOR)
     assert result.text is None and expected in result.error
-    assert len(server.translate_requests) == 1
+    # a body that does not parse is retried (a proxy cut it short); a parsed but wrong answer is not
+    unparsable = "JSON" in expected
+    assert len(server.translate_requests) == (1 + translator.max_retries if unparsable else 1)
+    server.clear_faults()
     assert make_translator().translate(["Hello."], target=YOR)[0].text == "[yo] Hello."  # nothing was cached
+
+
+def test_a_body_cut_short_once_is_retried(
+    make_translator: Callable[..., GoogleTranslator], server: GoogleTranslateServer
+) -> None:
+    server.inject(Fault(raw_body='{"translations": [{"translatedText": "[yo] Hel'))
+    translator = make_translator()
+    assert translator.translate(["Hello."], target=YOR)[0].text == "[yo] Hello."
+    assert len(server.translate_requests) == 2 and translator.stats().retries == 1
 
 
 def test_cache_makes_a_repeat_free(

@@ -21,13 +21,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from instruct_global.lib.common.retry import TRANSIENT_STATUSES
+
 # one Retry-After parser for the project; exported under its old name here too
 from instruct_global.lib.common.retry import retry_after_seconds as parse_retry_after
 
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 # RFC 9309 asks crawlers to parse at least 500 KiB of robots.txt; more than that is ignored.
 ROBOTS_MAX_BYTES = 512 * 1024
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# the project's one list of statuses worth another try: 429, 5xx gateways and CDNs send (520-524), 529
+RETRYABLE_STATUS = TRANSIENT_STATUSES
 
 
 class FetchError(RuntimeError):

@@ -85,15 +85,27 @@ def hub_offline(env: Mapping[str, str] | None = None) -> bool:
     return not can_connect(env.get("HF_ENDPOINT") or HUB_URL)
 
 
-def http_server_problem(base_url: str, what: str, fix: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Problem | None:
-    """The server answers HTTP at all (any status counts: 401 and 404 still show it is there)."""
+def http_server_problem(
+    base_url: str, what: str, fix: str, timeout: float = CONNECT_TIMEOUT_SECONDS, attempts: int = 3
+) -> Problem | None:
+    """The server answers HTTP at all (any status counts: 401 and 404 still show it is there).
+
+    Refused connections fail at once (nothing listens). A server that took the connection and then
+    reset it, cut its answer short or was slow is asked again: one flaky answer must not fail a step
+    before it starts; only ``attempts`` failures in a row are a problem.
+    """
     import httpx
 
     url = base_url.rstrip("/") + "/models"
-    try:
-        httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
-        return Problem(f"{what} at {base_url} does not answer ({type(exc).__name__})", fix)
+    for attempt in range(attempts):
+        try:
+            httpx.get(url, timeout=timeout)
+            return None
+        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            return Problem(f"{what} at {base_url} does not answer ({type(exc).__name__})", fix)
+        except httpx.HTTPError as exc:
+            if attempt == attempts - 1:
+                return Problem(f"{what} at {base_url} does not answer ({type(exc).__name__})", fix)
     return None
 
 

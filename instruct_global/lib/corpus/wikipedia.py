@@ -214,10 +214,17 @@ class WikipediaApiClient:
                 ) from err
             try:
                 data = json.loads(result.text)
+                if not isinstance(data, dict):
+                    raise ValueError("top level is not an object")
             except ValueError as err:
-                raise WikipediaApiError(result.url, "invalid_json", str(err)) from None
-            if not isinstance(data, dict):
-                raise WikipediaApiError(result.url, "invalid_json", "top level is not an object")
+                # a 200 that is not the API's JSON (a cache's "Wikimedia Error" page, a body cut short
+                # by a proxy) is usually gone on the next try; only a lasting one fails the step
+                if attempt >= self.max_api_retries:
+                    raise WikipediaApiError(result.url, "invalid_json", str(err)) from None
+                attempt += 1
+                self.fetcher.note_retry()
+                self.fetcher.wait(self.fetcher.backoff_delay(attempt))
+                continue
             error = data.get("error")
             if not error:
                 self._note_warnings(data.get("warnings"))

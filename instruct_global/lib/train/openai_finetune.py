@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from instruct_global.lib.common.redact import redact
+from instruct_global.lib.common.retry import CallError, RetryPolicy, backoff_delay, is_transient
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -121,7 +122,7 @@ def run_hosted_finetune(
                 kwargs["suffix"] = suffix
             if seed is not None:
                 kwargs["seed"] = seed
-            job = client.fine_tuning.jobs.create(**kwargs)
+            job = create_job_once(client, kwargs, log=log)
             state["job_id"] = job.id
             store.put(name, state)  # before anything else can fail: a re-run resumes this job
             log(f"created fine-tuning job {job.id}")
@@ -152,6 +153,60 @@ def run_hosted_finetune(
         checkpoints=checkpoints,
         result_files=list(job.result_files or []),
     )
+
+
+def _is_transient_sdk_error(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    if "Timeout" in name or "Connection" in name:  # openai.APITimeoutError, APIConnectionError
+        return True
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "code", None)
+    return isinstance(status, int) and is_transient(CallError("status", "", status=status, code=code))
+
+
+def _job_made_from(client: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The newest job made from this training file (and suffix), if the provider already has one."""
+    try:
+        page = client.with_options(max_retries=0).fine_tuning.jobs.list(limit=20)
+    except Exception:  # cannot tell: the next try creates, as it would have before
+        return None
+    for job in page.data:
+        if job.training_file == kwargs["training_file"] and job.model.startswith(kwargs["model"]) and (
+            not kwargs.get("suffix") or getattr(job, "suffix", None) in (None, kwargs["suffix"])
+        ):
+            return job
+    return None
+
+
+def create_job_once(
+    client: Any,
+    kwargs: Mapping[str, Any],
+    *,
+    retries: int = 4,
+    policy: RetryPolicy | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> Any:
+    """``fine_tuning.jobs.create`` that never pays for two jobs.
+
+    The SDK's own retries are off here: OpenAI sends no idempotency key, so an SDK retry after a timeout
+    or a reset mid-answer creates a second job when the first request did reach the provider. Before
+    each of our retries the newest jobs are listed and one made from the same training file is taken.
+    """
+    policy = policy or RetryPolicy(backoff_base_seconds=1.0, max_backoff_seconds=30.0)
+    attempt = 0
+    while True:
+        if attempt:
+            existing = _job_made_from(client, kwargs)
+            if existing is not None:
+                log(f"the failed create had made job {existing.id}: taking it")
+                return existing
+        try:
+            return client.with_options(max_retries=0).fine_tuning.jobs.create(**kwargs)
+        except Exception as exc:
+            if attempt >= retries or not _is_transient_sdk_error(exc):
+                raise
+            time.sleep(backoff_delay(attempt, policy))
+            attempt += 1
 
 
 def _poll(client: Any, job_id: str, interval: float, timeout: float, log: Callable[[str], None]) -> Any:

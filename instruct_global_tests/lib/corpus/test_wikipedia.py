@@ -168,10 +168,15 @@ def test_api_other_errors_raise(server: CorpusServer, fetcher: PoliteFetcher) ->
         list(api.iter_articles())
 
 
-def test_api_invalid_json_is_a_clear_error(server: CorpusServer, fetcher: PoliteFetcher) -> None:
+def test_api_invalid_json_is_retried_then_a_clear_error(server: CorpusServer, fetcher: PoliteFetcher) -> None:
+    # once: a cache's error page in a 200 is retried and the pull completes
     server.inject("/yo/w/api.php", times=1, status=200, body=b"<html>Wikimedia Error</html>")
+    assert len(list(client(fetcher, server, "yo", "yor").iter_articles())) == len(WIKI_ARTICLES["yo"])
+    # for good: a clear error after the retries
+    server.inject("/yo/w/api.php", times=100, status=200, body=b"<html>Wikimedia Error</html>")
+    api = WikipediaApiClient(fetcher, "yo", "yor", api_url=server.api_url_template, max_api_retries=2)
     with pytest.raises(WikipediaApiError, match="invalid_json"):
-        list(client(fetcher, server, "yo", "yor").iter_articles())
+        list(api.iter_articles())
 
 
 def test_api_is_not_blocked_by_robots_txt(fetcher: PoliteFetcher) -> None:

@@ -119,3 +119,27 @@ def test_failed_job_reports_its_error(server, files, tmp_path: Path) -> None:
     server.job_statuses = ["validating_files", "failed"]
     with pytest.raises(HostedFineTuningError, match="failed: The job failed due to an invalid training file"):
         _run(server, _store(tmp_path / "c.sqlite"), files)
+
+
+@pytest.mark.parametrize("kind", ["reset", "truncated", "timeout", "server_error"])
+def test_a_create_whose_answer_is_lost_makes_one_job(kind: str, files, tmp_path: Path) -> None:
+    """The provider made the job but the answer never arrived (reset, cut short) or the request failed
+    before it (500, timeout): the retry must take the existing job, never pay for a second one."""
+    from instruct_global.lib.common.retry import RetryPolicy
+    from instruct_global.lib.train.openai_finetune import create_job_once
+    from instruct_global_tests.reliability.fault_proxy import FaultProxy
+
+    with OpenAIFineTuningServer() as server, FaultProxy(
+        server.root_url, protocol="openai", seed=0, rate=1.0, kinds=(kind,), max_faults_per_payload=1, timeout_s=0.5,
+        exempt=lambda method, path: not (method == "POST" and path.rstrip("/").endswith("/fine_tuning/jobs")),
+    ) as proxy:  # fmt: skip
+        client = openai.OpenAI(api_key=FAKE_OPENAI_KEY, base_url=f"{proxy.url}/v1", max_retries=0, timeout=0.5)
+        upload = client.files.create(file=files[0].open("rb"), purpose="fine-tune")
+        kwargs = {"model": "gpt-4o-mini-2024-07-18", "training_file": upload.id,
+                  "method": supervised_method(n_epochs=3), "suffix": "yor"}  # fmt: skip
+        job = create_job_once(client, kwargs, policy=RetryPolicy(backoff_base_seconds=0.001))
+        assert proxy.injected[kind] == 1
+        # a reset or cut-short answer reached the provider, which made the job; the retry found it by its
+        # training file. A 500 or a timeout never reached it (the proxy answered): the retry created it.
+        assert server.counts["fine_tuning.create"] == 1 and server.counts["fine_tuning.list"] == 1
+        assert list(server.jobs) == [job.id]
