@@ -42,9 +42,9 @@ JUDGE_MAX_TOKENS = 200
 
 _WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _NUMBER = r"(\d+(?:\.\d+)?|one|two|three|four|five)"
-# "Score: 4", "**Score:** 4/5", "Rating = 4 out of 5", "Final score - 4"
+# "Score: 4", "**Score:** 4/5", "Rating = 4 out of 5", "Final score - 4", '"score": 4' (JSON that did not close)
 _LABELLED_RE = regex.compile(
-    rf"\b(?:final\s+)?(?:score|rating)\s*(?:is|of)?\s*[:：=\-]?\s*[\[(<]?\s*{_NUMBER}\s*[\])>]?"
+    rf"\b(?:final\s+)?(?:score|rating)[\"']?\s*(?:is|of)?\s*[:：=\-]?\s*[\[(<]?\s*{_NUMBER}\s*[\])>]?"
     rf"(?:\s*(?:/|out\s+of)\s*(\d+))?",
     regex.IGNORECASE,
 )

@@ -38,7 +38,7 @@ MAX_AVOID = 30
 MAX_TEMPLATE_FIELD_CHARS = 250
 # In schema mode the text between two placeholders of a field is bounded too (the grammar forces a
 # placeholder or the end of the field after this many characters).
-MAX_TEMPLATE_TEXT_RUN = 100
+MAX_TEMPLATE_TEXT_RUN = 80
 # Up to this many variables the schema makes every placeholder appear: one alternative per choice
 # of the field that holds each variable (3 ** n of them); above it, the schema only forbids other
 # placeholders and braces, and the validator catches a missing one.
@@ -216,9 +216,11 @@ def build_skeleton_prompt(
 
 # ---------------------------------------------------------------- the answer's schema
 
-# Template text: anything but braces, square brackets (small models write "[variable_1]"), quotes,
-# backslashes and line breaks. Kept plain so every grammar engine's regex subset reads it.
-_TEXT_CHAR = r'[^{}\[\]"\\\n]'
+# Template text: English, so printable ASCII (at most one token a character, which bounds an answer's
+# tokens; and a model cannot copy the example row's target-language text instead of a placeholder),
+# without braces, square brackets (small models write "[variable_1]"), the quote and the backslash.
+# Kept plain so every grammar engine's regex subset reads it.
+_TEXT_CHAR = r"[ !#-Z^-z|~]"
 
 
 def _free_run(names: Iterable[str]) -> str:
