@@ -1,7 +1,8 @@
 """The curate stages on real model output: the embedded SmolLM2-135M-Instruct through LlamaCppLLM.
 
 The real backtranslation and rubric prompts go to a real (weak) model, which is generator and judge
-at once. The stages must complete, count every answer they could not use by reason, and bound each
+at once. Segments it wrote no usable instruction for are judged with a hand-written one, so the
+judge always meets real pairs. The stages must complete, count every answer they could not use by reason, and bound each
 call (schema mode: a bounded JSON answer that closes before max_tokens). The parse rates and seconds
 per call are printed (``pytest -s``) for the record; two segments keep the tier's time small.
 """
@@ -18,9 +19,11 @@ from dagster import SourceAsset, materialize
 from instruct_global.assets.curate import backtranslated_pairs, curated_pairs
 from instruct_global.languages import get_language
 from instruct_global.lib.common.embedded_model import embedded_model_path
+from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
 from instruct_global.lib.corpus.wikipedia import LICENSE as WIKI_LICENSE
 from instruct_global.lib.curate.backtranslation import BACKTRANSLATION_MAX_TOKENS
+from instruct_global.lib.curate.pairs import BacktranslationSettings, backtranslate
 from instruct_global.lib.curate.rubric import JUDGE_MAX_TOKENS
 from instruct_global.partitions import language_partitions
 from instruct_global.resources.call_cache import CallCacheResource
@@ -51,6 +54,12 @@ def _write_clean_documents(data_dir: Path) -> None:
     write_parquet_atomic(clean, data_dir / "clean_documents" / "yor.parquet")
 
 
+def _written_instructions(requests: list[ChatRequest]) -> list[ChatResult]:
+    """Instructions written by hand (the same for any segment), in the answer shape of text mode."""
+    return [ChatResult(texts=["Instruction: Describe this news story from Nigeria.\nCategory: generation"],
+                       finish_reasons=["stop"]) for _ in requests]
+
+
 def _metadata(result, output: str) -> dict[str, object]:
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == output]
     return {k: v.value for k, v in event.materialization.metadata.items()}
@@ -79,9 +88,9 @@ def test_curate_stages_complete_on_real_model_output(tmp_path: Path) -> None:
         "curated_pairs": {"config": {"threshold": 4}},
     }}  # fmt: skip
     started = time.perf_counter()
-    result = materialize([CLEAN, backtranslated_pairs, curated_pairs], partition_key="yor", resources=resources,
-                         run_config=config, selection=[*backtranslated_pairs.keys, *curated_pairs.keys])
-    elapsed = time.perf_counter() - started
+    result = materialize([CLEAN, backtranslated_pairs], partition_key="yor", resources=resources,
+                         run_config={"ops": {"backtranslated_pairs": config["ops"]["backtranslated_pairs"]}})
+    generation_s = time.perf_counter() - started
     assert result.success
 
     # backtranslation: every segment is a pair or a counted reason; no call failed
@@ -91,6 +100,20 @@ def test_curate_stages_complete_on_real_model_output(tmp_path: Path) -> None:
     assert generated["segments"] == SEGMENTS == len(pairs) + len(rejects)
     assert set(rejects["reason"]) <= BACKTRANSLATION_REASONS
     assert (pairs["output"].isin(pd.read_parquet(data_dir / "clean_documents" / "yor.parquet")["text"])).all()
+    real_pairs = len(pairs)
+
+    # the judge sees every segment: the ones this model wrote no usable instruction for get a written one
+    if len(rejects):
+        written = backtranslate(rejects.assign(lang="yor", title="", license=WIKI_LICENSE, n_tokens=0), "yor",
+                                "Yoruba", _written_instructions, BacktranslationSettings()).rows
+        pairs = pd.concat([pairs, written], ignore_index=True) if len(pairs) else written
+        write_parquet_atomic(pairs, data_dir / "backtranslated_pairs" / "yor.parquet")
+    started = time.perf_counter()
+    result = materialize([CLEAN, backtranslated_pairs, curated_pairs], partition_key="yor", resources=resources,
+                         run_config={"ops": {"curated_pairs": config["ops"]["curated_pairs"]}},
+                         selection=list(curated_pairs.keys))
+    curation_s = time.perf_counter() - started
+    assert result.success
 
     # curation: every pair judged once, each score read or its reason counted, never defaulted
     curation = _metadata(result, "curated_pairs")
@@ -100,15 +123,13 @@ def test_curate_stages_complete_on_real_model_output(tmp_path: Path) -> None:
     assert set(judged["reason"]) <= JUDGE_REASONS and (curated["curation_score"] >= 4).all()
     scored = sum(curation["score_counts"].values())
     assert scored + curation["unparsed"] == len(pairs)
-    if len(pairs):  # schema mode: the judge's bounded JSON closes with a score in range
-        assert scored >= 1
+    assert scored >= 1  # schema mode: the judge's bounded JSON closes with a score in range
 
-    calls = SEGMENTS + len(pairs)
     print(
         f"\nreal-model curate (SmolLM2-135M-Instruct Q4_1, llama.cpp, schema mode, n_threads=1):"
-        f"\n  backtranslation: instructions read {_rate(len(pairs), SEGMENTS)}, rejects "
-        f"{rejects['reason'].value_counts().to_dict()} (max_tokens {BACKTRANSLATION_MAX_TOKENS})"
+        f"\n  backtranslation: instructions read {_rate(real_pairs, SEGMENTS)}, rejects "
+        f"{rejects['reason'].value_counts().to_dict()} (max_tokens {BACKTRANSLATION_MAX_TOKENS}); "
+        f"{SEGMENTS} calls in {generation_s:.1f} s with model load and Dagster"
         f"\n  curation: scores read {_rate(scored, len(pairs))}, histogram {curation['score_counts']}, "
-        f"kept {len(curated)} (max_tokens {JUDGE_MAX_TOKENS})"
-        f"\n  {calls} calls in {elapsed:.1f} s with model load and Dagster: {elapsed / max(calls, 1):.1f} s a call"
+        f"kept {len(curated)} (max_tokens {JUDGE_MAX_TOKENS}); {len(pairs)} calls in {curation_s:.1f} s"
     )

@@ -69,7 +69,7 @@ _TEXT_FORMAT = (
 )
 _JSON_FORMAT = (
     "Answer with JSON only, in exactly this shape:\n"
-    '{"instruction": "<the instruction, in English, one to three sentences>", '
+    f'{{"instruction": "<the instruction, in English, one or two sentences, under {MAX_INSTRUCTION_CHARS} characters>", '
     '"category": "<one of the categories below>"}\n\n'
 )
 
@@ -212,6 +212,10 @@ def parse_backtranslation(text: str | None, *, truncated: bool = False) -> Parse
         labelled = _as_labelled_text(payload)
         if labelled is None:
             return ParsedInstruction(None, None, "unparsed")
+        raw = next(str(v) for k, v in payload.items() if str(k).strip().lower() == "instruction")
+        if len(raw) >= MAX_INSTRUCTION_CHARS:
+            # at the schema's bound the grammar closed the string: the instruction was cut mid-way
+            return ParsedInstruction(None, None, "too_long")
         body = labelled
     if NO_INSTRUCTION in body.upper().replace(" ", "_"):
         return ParsedInstruction(None, None, "no_instruction")

@@ -31,13 +31,14 @@ TEMPLATE_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
 MAX_EXAMPLE_VALUE_CHARS = 600
 MAX_DESCRIPTION_CHARS = 2000
 MAX_AVOID = 30
-# Longest field a template may have in schema mode: a model that runs on inside one string (small
-# models do, copying the example row's text) is stopped there instead of spending the answer's
-# whole token budget on one field and being cut off. Template fields hold placeholders and a few
-# words around them, so 250 characters is generous.
+# Longest field a template may have in schema mode without the dataset's placeholders: a model that
+# runs on inside one string (small models do, copying the example row's text) is stopped there
+# instead of spending the answer's whole token budget on one field and being cut off. Template
+# fields hold placeholders and a few words around them, so 250 characters is generous.
 MAX_TEMPLATE_FIELD_CHARS = 250
-# In schema mode the text between two placeholders of a field is bounded too (the grammar forces a
-# placeholder or the end of the field after this many characters).
+# With the placeholders, the text before, between and after them in a field is bounded instead
+# (the grammar forces a placeholder or the end of the field after this many characters or
+# placeholders), so a rambling field ends well inside TOKENS_PER_TEMPLATE.
 MAX_TEMPLATE_TEXT_RUN = 80
 # Up to this many variables the schema makes every placeholder appear: one alternative per choice
 # of the field that holds each variable (3 ** n of them); above it, the schema only forbids other

@@ -130,3 +130,14 @@ def test_schema_mode_asks_for_bounded_english_json() -> None:
     answer = json.dumps({"instruction": "Describe the Saturday market in Ibadan.", "category": "generation"})
     assert parse_backtranslation(answer).ok
     assert build_backtranslation_request("x y z", "Yoruba").response_format is None  # text mode by default
+
+
+def test_a_json_instruction_cut_at_the_schema_bound_is_not_used() -> None:
+    import json
+
+    from instruct_global.lib.curate.backtranslation import MAX_INSTRUCTION_CHARS
+
+    words = ("Describe the market " * 40)[: MAX_INSTRUCTION_CHARS]
+    assert parse_backtranslation(json.dumps({"instruction": words, "category": "generation"})).reason == "too_long"
+    shorter = words[: MAX_INSTRUCTION_CHARS - 5].rstrip() + "."
+    assert parse_backtranslation(json.dumps({"instruction": shorter, "category": "generation"})).ok
