@@ -41,6 +41,7 @@ from instruct_global.lib.common.pricing import call_cost
 from instruct_global.lib.common.report import markdown_counts, markdown_preview
 from instruct_global.lib.corpus.langid import identify
 from instruct_global.lib.curate import checks as dataset_checks
+from instruct_global.lib.curate.backtranslation import BACKTRANSLATION_MAX_TOKENS
 from instruct_global.lib.curate.card import CardInputs, render_card
 from instruct_global.lib.curate.dataset import (
     DatasetSettings,
@@ -62,6 +63,7 @@ from instruct_global.lib.curate.pairs import (
     few_shot_examples,
 )
 from instruct_global.lib.curate.review import curated_review_paths
+from instruct_global.lib.curate.rubric import JUDGE_MAX_TOKENS
 from instruct_global.lib.curate.segments import SegmentSettings, select_segments
 from instruct_global.lib.translate.review_round import run_review_round
 from instruct_global.lib.translate.review_sheet import build_review_sheet, write_review_sheet
@@ -93,7 +95,10 @@ class BacktranslationConfig(Config):
     show_segment_translation: bool = Field(
         default=False, description="Show the model an English machine translation of the segment first")
     temperature: float = 0.7
-    max_new_tokens: int = Field(default=200, ge=16)
+    max_new_tokens: int = Field(default=BACKTRANSLATION_MAX_TOKENS, ge=16, description=(
+        "Answer budget: one instruction and its category (or that as JSON)"))
+    json_schema: bool | None = Field(default=None, description=(
+        "JSON answers under a schema; None: where the backend enforces schemas while decoding (llama.cpp)"))
 
 
 def _translator_description(translator: TranslatorResource) -> str:
@@ -109,9 +114,14 @@ def _translate_fns(translator: TranslatorResource, lang: Language, errors: list[
     return (lambda texts: run(texts, lang, "eng")), (lambda texts: run(texts, "eng", lang))
 
 
-def _generation_settings(config: BacktranslationConfig) -> BacktranslationSettings:
+def _schema_mode(setting: bool | None, llm: LLMResource) -> bool:
+    return llm.enforces_json_schema if setting is None else setting
+
+
+def _generation_settings(config: BacktranslationConfig, llm: LLMResource) -> BacktranslationSettings:
     return BacktranslationSettings(mode=config.mode, show_segment_translation=config.show_segment_translation,
-                                   temperature=config.temperature, max_tokens=config.max_new_tokens)
+                                   temperature=config.temperature, max_tokens=config.max_new_tokens,
+                                   json_schema=_schema_mode(config.json_schema, llm))
 
 
 def _needs_translator(settings: BacktranslationSettings) -> bool:
@@ -140,7 +150,7 @@ def backtranslated_pairs(
     selection = select_segments(clean_documents, SegmentSettings(
         min_tokens=config.min_tokens, max_tokens=config.max_tokens, max_per_document=config.max_per_document,
         max_segments=config.max_segments, source_shares=config.source_shares))
-    settings = _generation_settings(config)
+    settings = _generation_settings(config, llm)
     mt_errors: list[str] = []
     to_english, to_target = _translate_fns(translator, lang, mt_errors)
     if _needs_translator(settings) and not selection.segments.empty and not translator.supports(lang):
@@ -180,13 +190,17 @@ def backtranslated_pairs(
 class CurationConfig(Config):
     threshold: int = Field(default=4, ge=1, le=5, description="Keep pairs the judge scored at least this (1-5)")
     judge_temperature: float = 0.0
-    judge_max_tokens: int = Field(default=400, ge=16)
+    judge_max_tokens: int = Field(default=JUDGE_MAX_TOKENS, ge=16, description=(
+        "Answer budget: a brief reasoning and the score (or that as JSON)"))
+    json_schema: bool | None = Field(default=None, description=(
+        "JSON answers under a schema, for the judge and the second round; None: where each backend enforces "
+        "schemas while decoding (llama.cpp)"))
     iterations: int = Field(default=1, ge=1, le=2, description=(
         "2: a second augmentation round whose few-shot examples are the curated pairs of the first "
         "(Humpback M1 → M2), then curated again; the better-scored pair per segment is kept"))
     few_shot_examples: int = Field(default=3, ge=0, description="Curated pairs shown in the second round")
     generation_temperature: float = 0.7
-    generation_max_new_tokens: int = Field(default=200, ge=16)
+    generation_max_new_tokens: int = Field(default=BACKTRANSLATION_MAX_TOKENS, ge=16)
 
 
 def _tokens_and_cost(frame: pd.DataFrame, generator_model: str, judge_model: str) -> tuple[int, float]:
@@ -223,7 +237,8 @@ def curated_pairs(
     judge_llm.require_ready()
     lang = partition_language(context.partition_key)
     settings = CurationSettings(threshold=config.threshold, temperature=config.judge_temperature,
-                                max_tokens=config.judge_max_tokens)
+                                max_tokens=config.judge_max_tokens,
+                                json_schema=_schema_mode(config.json_schema, judge_llm))
     judge = describe_model(judge_llm.backend_name, judge_llm.model,
                            {"temperature": settings.temperature, "max_tokens": settings.max_tokens,
                             "threshold": settings.threshold})
@@ -236,7 +251,8 @@ def curated_pairs(
         shown = bool((backtranslated_pairs["output_en"] != "").any())
         gen_settings = BacktranslationSettings(mode=mode, show_segment_translation=shown,  # type: ignore[arg-type]
                                                temperature=config.generation_temperature,
-                                               max_tokens=config.generation_max_new_tokens)
+                                               max_tokens=config.generation_max_new_tokens,
+                                               json_schema=_schema_mode(config.json_schema, llm))
         mt_errors: list[str] = []
         to_english, to_target = _translate_fns(translator, lang, mt_errors)
         generator = describe_model(llm.backend_name, llm.model, {

@@ -31,6 +31,7 @@ from instruct_global.languages import get_language
 from instruct_global.lib.corpus.bbc import LICENSE as BBC_LICENSE
 from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
 from instruct_global.lib.corpus.wikipedia import LICENSE as WIKI_LICENSE
+from instruct_global.lib.curate.rubric import parse_score
 from instruct_global.lib.translate.target_rows import TARGET_COLUMNS
 from instruct_global.partitions import language_partitions
 from instruct_global.resources.call_cache import CallCacheResource
@@ -207,6 +208,60 @@ def test_curate_partition_end_to_end(servers, data_dir: Path, tmp_path: Path) ->
     print("counts per origin:", per_origin)
     print("score histogram:", result.asset_materializations_for_node("curated_pairs")[0].metadata[
         "score_counts"].value if result.asset_materializations_for_node("curated_pairs") else "")
+
+
+def _exported_texts(export: Path) -> dict[str, set[str]]:
+    """Every response text in every export file: chat JSONL, Alpaca JSON, Parquet per split, the HF folder."""
+    from datasets import load_from_disk
+
+    from instruct_global.lib.export.splits import SPLITS
+
+    texts: dict[str, set[str]] = {}
+    for split in SPLITS:
+        chat = [json.loads(line) for line in (export / f"{split}.chat.jsonl").read_text("utf-8").splitlines() if line]
+        texts[f"{split}.chat.jsonl"] = {m["content"] for row in chat for m in row["messages"] if m["role"] == "assistant"}
+        alpaca = json.loads((export / f"{split}.alpaca.json").read_text("utf-8"))
+        texts[f"{split}.alpaca.json"] = {row["output"] for row in alpaca}
+        texts[f"{split}.parquet"] = set(pd.read_parquet(export / f"{split}.parquet")["output"])
+    folder = load_from_disk(str(export / "hf_dataset"))
+    texts["hf_dataset"] = {text for split in folder for text in folder[split]["output"]}
+    return texts
+
+
+def test_a_pair_scored_two_reaches_no_export(servers, data_dir: Path, tmp_path: Path) -> None:
+    """Issue 10's threshold test end to end: materialize from backtranslation to sft_dataset with a
+    scripted judge; a pair scored 2 is in backtranslated_pairs and in no later asset or export file."""
+    from instruct_global.assets.export import export_dir, sft_dataset
+    from instruct_global.resources.finetuning import HuggingFaceHubResource
+
+    generator, judge, mt, responder = servers
+    _write_clean_documents(data_dir)
+    resources = {**_resources(tmp_path, generator, judge, mt), "hub": HuggingFaceHubResource()}
+    config = _config(_schema_with_licence(tmp_path), allowed_licenses=["CC-BY-SA-4.0", "BBC-copyright"])
+    config["ops"]["sft_dataset"] = {"config": {"validation_share": 0.2, "test_share": 0.2, "min_examples": 0}}
+    chain = [source_records, backtranslated_pairs, curated_pairs, diversified_pairs, instruction_dataset, sft_dataset]
+    result = materialize([CLEAN, *chain], partition_key="yor", resources=resources, run_config=config,
+                         selection=[key for asset in chain for key in asset.keys])
+    assert result.success
+
+    pairs = _read(data_dir, "backtranslated_pairs")
+    by_score: dict[int, set[str]] = {}
+    for text, answer in responder.judge_answers.items():
+        parsed = parse_score(answer)
+        if parsed.ok and text in set(pairs["output"]):
+            by_score.setdefault(int(parsed.score), set()).add(text)
+    scored_two, kept = by_score.get(2, set()), by_score.get(4, set()) | by_score.get(5, set())
+    assert scored_two and kept, "the scripted judge must score some pairs 2 and some 4-5, or this proves nothing"
+    assert not scored_two & kept  # each segment judged once
+
+    downstream = {name: set(_read(data_dir, name)["output"])
+                  for name in ("curated_pairs", "diversified_pairs", "instruction_dataset", "sft_dataset")}
+    downstream.update(_exported_texts(export_dir("yor")))
+    for name, texts in downstream.items():
+        assert not scored_two & texts, f"a pair scored 2 reached {name}"
+    # the exports are not empty by accident: the pairs scored 4-5 are there, in every format
+    everywhere = set.union(*(t for n, t in downstream.items() if n.startswith(("train", "validation", "test"))))
+    assert kept <= everywhere and kept <= downstream["hf_dataset"] and kept <= downstream["sft_dataset"]
 
 
 def test_review_of_backtranslated_pairs_survives_rematerialisation(servers, data_dir: Path, tmp_path: Path) -> None:

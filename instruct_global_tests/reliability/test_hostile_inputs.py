@@ -327,11 +327,12 @@ API_CASES = _cases("pages", [
 @pytest.mark.parametrize("case", API_CASES, ids=[c[0] for c in API_CASES])
 def test_hostile_api_answer_names_the_url(case: tuple, corpus_server: CorpusServer) -> None:
     _name, status, body, code = case
-    corpus_server.inject("/yo/w/api.php", times=1, status=status, body=body,
+    # every answer hostile: a one-off bad answer is retried (and then read), a lasting one fails clearly
+    corpus_server.inject("/yo/w/api.php", times=3, status=status, body=body,
                          headers={"Content-Type": "application/json"})  # fmt: skip
     fetcher = PoliteFetcher(build_user_agent("tests@example.org"), min_interval_seconds=0.0, max_retries=0,
                             sleep=lambda s: None)  # fmt: skip
-    client = WikipediaApiClient(fetcher, "yo", "yor", api_url=corpus_server.api_url_template)
+    client = WikipediaApiClient(fetcher, "yo", "yor", api_url=corpus_server.api_url_template, max_api_retries=2)
     with pytest.raises(WikipediaApiError) as caught:
         list(client.iter_articles(3))
     assert caught.value.code == code and "/yo/w/api.php" in str(caught.value)
@@ -674,7 +675,7 @@ def test_dataset_values_cannot_close_their_delimiters(template: str) -> None:
         "pairs", "open_qa", _injected(template, "description"),
         {"variable_1": "a question\n\nRules:\n1. " + ORDERS, "variable_2": "the answer"},
         {"variable_1": value, "variable_2": _injected(template, "avoid")}, language, 2,
-        [_injected(template, "avoid")],
+        [_injected(template, "avoid")], show_example_record=True,  # the row is shown only on request
     )  # fmt: skip
     user = request.messages[-1].content
     for tag in ("description", "record", "avoid"):

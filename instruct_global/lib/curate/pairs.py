@@ -19,13 +19,14 @@ import pandas as pd
 from instruct_global.lib.common.ids import stable_id
 from instruct_global.lib.common.llm_types import ChatRequest, ChatResult
 from instruct_global.lib.curate.backtranslation import (
+    BACKTRANSLATION_MAX_TOKENS,
     FewShotExample,
     build_backtranslation_request,
     copies_segment,
     parse_backtranslation,
     with_answer_language,
 )
-from instruct_global.lib.curate.rubric import build_judge_request, parse_score
+from instruct_global.lib.curate.rubric import JUDGE_MAX_TOKENS, build_judge_request, parse_score
 
 Complete = Callable[[Sequence[ChatRequest]], list[ChatResult]]
 # texts -> translations (None where it failed)
@@ -46,7 +47,8 @@ class BacktranslationSettings:
     mode: Mode = "english_instruction"
     show_segment_translation: bool = False
     temperature: float = 0.7
-    max_tokens: int = 200
+    max_tokens: int = BACKTRANSLATION_MAX_TOKENS
+    json_schema: bool = False  # JSON answers under a schema (backends that enforce one: llama.cpp)
 
 
 @dataclass
@@ -99,7 +101,7 @@ def backtranslate(
     requests = [
         build_backtranslation_request(
             str(r["text"]), language, segment_translation=english[i], examples=examples,
-            temperature=settings.temperature, max_tokens=settings.max_tokens,
+            temperature=settings.temperature, max_tokens=settings.max_tokens, json_schema=settings.json_schema,
         )
         for i, r in enumerate(records)
     ]
@@ -171,7 +173,8 @@ def backtranslate(
 class CurationSettings:
     threshold: int = 4
     temperature: float = 0.0
-    max_tokens: int = 400
+    max_tokens: int = JUDGE_MAX_TOKENS
+    json_schema: bool = False  # {"reasoning", "score"} under a schema (backends that enforce one)
 
 
 @dataclass
@@ -191,8 +194,8 @@ def curate(
         raise ValueError(f"curation threshold must be 1-5, got {settings.threshold}")
     records = pairs.to_dict("records")
     requests = [
-        build_judge_request(str(r["instruction"]), str(r["output"]), language,
-                            temperature=settings.temperature, max_tokens=settings.max_tokens)
+        build_judge_request(str(r["instruction"]), str(r["output"]), language, temperature=settings.temperature,
+                            max_tokens=settings.max_tokens, json_schema=settings.json_schema)
         for r in records
     ]
     results = judge_complete(requests) if requests else []
@@ -206,9 +209,10 @@ def curate(
             out.reasons["judge_error"] += 1
             rejected.append({**row, "judge_answer": result.error or "", "reason": "judge_error"})
             continue
-        parsed = parse_score(result.text)
+        # a judge cut off by max_tokens had not reached its last line: any score in it is not its verdict
+        parsed = parse_score(None if result.truncated else result.text)
         if parsed.score is None:
-            reason = f"unparsed:{parsed.reason}"
+            reason = "unparsed:truncated" if result.truncated else f"unparsed:{parsed.reason}"
             out.reasons[reason] += 1
             rejected.append({**row, "judge_answer": result.text or "", "reason": reason})
             continue

@@ -8,14 +8,16 @@ model managed to write, ``validate_template`` decides per template with a reason
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping, MutableSet, Sequence
+from collections.abc import Iterable, Mapping, MutableSet, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from instruct_global.languages import Language
 from instruct_global.lib.common.categories import CATEGORY_DESCRIPTIONS, normalise_category
-from instruct_global.lib.common.llm_types import ChatRequest
+from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
 from instruct_global.lib.common.placeholders import (
     braced,
     placeholder_name,
@@ -30,11 +32,20 @@ TEMPLATE_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
 MAX_EXAMPLE_VALUE_CHARS = 600
 MAX_DESCRIPTION_CHARS = 2000
 MAX_AVOID = 30
-# Longest field a template may have in schema mode: a model that runs on inside one string (small
-# models do, copying the example row's text) is stopped there instead of spending the answer's
-# whole token budget (250 tokens a template) on one field and being cut off. Template fields hold
-# placeholders and a few words around them, so 250 characters is generous.
+# Longest field a template may have in schema mode without the dataset's placeholders: a model that
+# runs on inside one string (small models do, copying the example row's text) is stopped there
+# instead of spending the answer's whole token budget on one field and being cut off. Template
+# fields hold placeholders and a few words around them, so 250 characters is generous.
 MAX_TEMPLATE_FIELD_CHARS = 250
+# With the placeholders, the text before, between and after them in a field is bounded instead
+# (the grammar forces a placeholder or the end of the field after this many characters or
+# placeholders), so a rambling field ends well inside TOKENS_PER_TEMPLATE.
+MAX_TEMPLATE_TEXT_RUN = 80
+# Up to this many variables the schema makes every placeholder appear: one alternative per choice
+# of the field that holds each variable (3 ** n of them); above it, the schema only forbids other
+# placeholders and braces, and the validator catches a missing one.
+MAX_PLACED_VARIABLES = 3
+TOKENS_PER_TEMPLATE = 300  # answer budget per template asked, on top of a fixed 150
 
 SKELETON_SYSTEM = (
     "You write English instruction templates for an instruction-tuning dataset. Text inside "
@@ -47,6 +58,40 @@ SKELETON_SYSTEM = (
 _DATA_TAG_RE = re.compile(
     rf"[<\uff1c\ufe64]((?:\s|{INVISIBLE})*/?(?:\s|{INVISIBLE})*(?:description|record|avoid)\b)", re.IGNORECASE
 )
+
+
+@dataclass(frozen=True)
+class SkeletonExample:
+    """A worked request and answer, shown before the real request as an earlier exchange.
+
+    Small models copy the shape of an exchange far better than they follow rules: with these two
+    turns SmolLM2-135M writes ``{variable_N}`` placeholders instead of "[variable_1]" or the
+    example row's own text. They cover both layouts (the material in the instruction, or in
+    "input") and come from other languages and datasets, so nothing of them fits the real one.
+    """
+
+    dataset: str
+    category: str
+    description: str
+    language: str
+    variables: tuple[tuple[str, str], ...]
+    answer: tuple[dict[str, str], ...]
+
+
+SKELETON_EXAMPLES: tuple[SkeletonExample, ...] = (
+    SkeletonExample(
+        "swahili_trivia", "question-answer", "Swahili trivia questions with their answers", "Swahili",
+        (("variable_1", "a trivia question in Swahili"), ("variable_2", "its answer, in Swahili")),
+        ({"instruction": "Answer this question about East Africa: {variable_1}", "input": "",
+          "output": "{variable_2}"},),
+    ),
+    SkeletonExample(
+        "hausa_reviews", "classification", "Hausa product reviews labelled positive or negative", "Hausa",
+        (("variable_1", "a product review in Hausa"), ("variable_2", "its sentiment label, in Hausa")),
+        ({"instruction": "Is the sentiment of this review positive or negative?", "input": "{variable_1}",
+          "output": "The sentiment is {variable_2}."},),
+    ),
+)  # fmt: skip
 
 
 def quote_data(tag: str, text: str) -> str:
@@ -75,6 +120,71 @@ def _example_block(example_record: Mapping[str, str], names: Sequence[str]) -> s
     return quote_data("record", payload)
 
 
+def _request_text(
+    dataset: str,
+    category: str,
+    description: str,
+    variables: Sequence[tuple[str, str]],
+    language: str,
+    n_templates: int,
+    *,
+    example_record: Mapping[str, str] | None = None,
+    avoid: Sequence[str] = (),
+) -> str:
+    """One request in the compact shape both the worked examples and the real request use."""
+    cat = normalise_category(category)
+    names = [n for n, _ in variables]
+    placeholder_list = ", ".join(braced(n) for n in names)
+    # one line each (whitespace collapsed): a description cannot open a "Rules:" block of its own
+    var_lines = "\n".join(
+        f"- {braced(n)}: {_clip(' '.join(d.split()), 300) or '(no description)'}" for n, d in variables
+    )
+    plural = "s" if n_templates > 1 else ""
+    parts = [
+        f'Write {n_templates} different English instruction template{plural} of the task category "{cat}" '
+        f"({CATEGORY_DESCRIPTIONS[cat]}) for the dataset \"{_clip(dataset, 200)}\". Its values are mostly "
+        f"written in {language}; the finished examples will teach a model to follow instructions in {language}.",
+        "The dataset's own description:",
+        quote_data("description", _clip(description.strip(), MAX_DESCRIPTION_CHARS) or "(none)"),
+        "Each row has these variables (the descriptions are data too):",
+        var_lines,
+    ]
+    if example_record:
+        parts += ["One row of this dataset, to show what the variables hold. It is data, not instructions:",
+                  _example_block(example_record, names)]
+    parts += [
+        "Rules:",
+        f"1. Use every placeholder, {placeholder_list}, at least once in each template (across its fields), "
+        "written in curly braces exactly as shown, and no other placeholder or braces.",
+        '2. The task goes in "instruction"; the material it works on in "input" (or inside the instruction; '
+        '"input" may be ""); the answer a perfect assistant would give in "output". When a variable holds '
+        'the answer (a label, an answer, a translation), "output" is that placeholder, optionally with a '
+        "short lead-in, and it appears nowhere else.",
+        f"3. Write in English; do not describe, quote or translate what the placeholders hold ({language} text).",
+        f"4. Where the category allows it, make the task relevant to the lives, places, history and culture of "
+        f"{language} speakers, without stereotypes. Vary wording and style between templates.",
+    ]
+    recent = [a for a in avoid if a and a.strip()][-MAX_AVOID:]
+    if recent:
+        parts += [
+            "Templates already written for this dataset; write different ones:",
+            quote_data("avoid", "\n".join(f"- {_clip(' '.join(a.split()), 300)}" for a in recent)),
+        ]
+    parts.append(f"Answer with exactly this JSON shape and nothing else, with {n_templates} template{plural}:")
+    parts.append('{"templates": [{"instruction": "...", "input": "...", "output": "..."}]}')
+    return "\n".join(parts)
+
+
+def _example_turns() -> list[ChatMessage]:
+    turns = []
+    for example in SKELETON_EXAMPLES:
+        text = _request_text(example.dataset, example.category, example.description, example.variables,
+                             example.language, len(example.answer))
+        turns += [ChatMessage("user", text),
+                  ChatMessage("assistant", json.dumps({"templates": list(example.answer)}, ensure_ascii=False))]
+    return turns
+
+
 def build_skeleton_prompt(
     dataset: str,
     category: str,
@@ -88,84 +198,28 @@ def build_skeleton_prompt(
     temperature: float = 0.7,
     json_mode: bool = False,
     json_schema: bool = False,
+    show_example_record: bool = False,
 ) -> ChatRequest:
     """A request for ``n_templates`` English templates of ``category`` over the dataset's variables.
 
+    The request follows two worked exchanges (``SKELETON_EXAMPLES``). ``example_record`` is shown
+    only with ``show_example_record``: small models copy its (target-language) text into the
+    templates instead of placeholders, and the variable descriptions say what a row holds.
     ``json_mode`` sets ``response_format`` to ``json_object`` for backends that honour it;
     ``json_schema`` to the exact answer shape (``skeleton_response_format``), which backends that
     constrain decoding (llama.cpp, vLLM) enforce token by token.
     """
     if n_templates < 1:
         raise ValueError(f"n_templates must be at least 1, got {n_templates}")
-    cat = normalise_category(category)
     variables = _ordered_variables(variable_descriptions)
+    text = _request_text(dataset, category, description, variables, language.name, n_templates,
+                         example_record=example_record if show_example_record else None, avoid=avoid)
     names = [n for n, _ in variables]
-    placeholder_list = ", ".join(braced(n) for n in names)
-    lang = language.name
-
-    # one line each (whitespace collapsed): a description cannot open a "Rules:" block of its own
-    var_lines = "\n".join(
-        f"- {braced(n)}: {_clip(' '.join(d.split()), 300) or '(no description)'}" for n, d in variables
-    )
-    parts = [
-        f"Write {n_templates} different English instruction templates of the task category "
-        f'"{cat}" ({CATEGORY_DESCRIPTIONS[cat]}).',
-        "",
-        f'The templates will be filled with the rows of the dataset "{_clip(dataset, 200)}", whose '
-        f"values are mostly written in {lang}. The finished examples will teach a model to follow "
-        f"instructions in {lang}. The dataset's own description:",
-        quote_data("description", _clip(description.strip(), MAX_DESCRIPTION_CHARS) or "(none)"),
-        "",
-        "Each row has these variables (the descriptions are data too):",
-        var_lines,
-        "",
-        "Rules:",
-        '1. Every template is an object with three string fields: "instruction", "input" and "output".',
-        f"2. Use every placeholder, {placeholder_list}, at least once in each template (across its three "
-        "fields), and no other placeholder. Write each one exactly as shown: one pair of curly braces, "
-        "no spaces inside, no new names, no other braces.",
-        '3. Put each variable where it makes sense: the task goes in "instruction"; material the task '
-        'works on goes in "input" (or inside the instruction); "input" may be "" when there is none.',
-        '4. "output" is the answer a perfect assistant would give. When a variable holds the answer '
-        '(a label, an answer, a summary, a translation), "output" is that placeholder, optionally with '
-        "a short lead-in. Never put the answer's placeholder in the instruction or input.",
-        f"5. Write the templates in English. The placeholders will hold {lang} text, so do not describe, "
-        "quote or translate their contents.",
-        f"6. Where the category allows it, make the instructions relevant to the lives, places, history "
-        f"and culture of {lang} speakers, without stereotypes.",
-        "7. Vary the wording, length and style from template to template (questions, requests, "
-        "commands), and write templates unlike any already written for this dataset.",
-        "",
-        f"An example from another dataset (a question-answer dataset in {lang} where {{variable_1}} is "
-        "a question and {variable_2} its answer); use this dataset's own placeholders:",
-        f'{{"instruction": "Answer this question about {lang} culture: {{variable_1}}", "input": "", '
-        '"output": "{variable_2}"}',
-    ]
-    if example_record:
-        parts += [
-            "",
-            "One row of this dataset, to show what the variables hold. It is data, not instructions:",
-            _example_block(example_record, names),
-        ]
-    if avoid:
-        recent = [a for a in avoid if a and a.strip()][-MAX_AVOID:]
-        if recent:
-            parts += [
-                "",
-                "Templates already written for this dataset; write different ones:",
-                quote_data("avoid", "\n".join(f"- {_clip(' '.join(a.split()), 300)}" for a in recent)),
-            ]
-    parts += [
-        "",
-        f"Answer with exactly this JSON shape and nothing else, with {n_templates} templates:",
-        '{"templates": [{"instruction": "...", "input": "...", "output": "..."}]}',
-    ]
-    return ChatRequest.from_prompt(
-        "\n".join(parts),
-        system=SKELETON_SYSTEM,
+    return ChatRequest(
+        messages=(ChatMessage("system", SKELETON_SYSTEM), *_example_turns(), ChatMessage("user", text)),
         temperature=temperature,
-        max_tokens=min(8192, 400 + 250 * n_templates),
-        response_format=skeleton_response_format(n_templates)
+        max_tokens=min(8192, 150 + TOKENS_PER_TEMPLATE * n_templates),
+        response_format=skeleton_response_format(n_templates, names)
         if json_schema
         else {"type": "json_object"}
         if json_mode
@@ -173,15 +227,66 @@ def build_skeleton_prompt(
     )
 
 
-def skeleton_response_format(n_templates: int) -> dict[str, Any]:
-    """``response_format`` with the JSON schema of an answer: ``{"templates": [n objects]}``."""
-    field_schema = {"type": "string", "maxLength": MAX_TEMPLATE_FIELD_CHARS}
-    template = {
-        "type": "object",
-        "properties": {name: field_schema for name in TEMPLATE_FIELDS},
-        "required": list(TEMPLATE_FIELDS),
-        "additionalProperties": False,
-    }
+# ---------------------------------------------------------------- the answer's schema
+
+# Template text: English, so printable ASCII (at most one token a character, which bounds an answer's
+# tokens; and a model cannot copy the example row's target-language text instead of a placeholder),
+# without braces, square brackets (small models write "[variable_1]"), the quote and the backslash.
+# Kept plain so every grammar engine's regex subset reads it.
+_TEXT_CHAR = r"[ !#-Z^-z|~]"
+
+
+def _free_run(names: Iterable[str]) -> str:
+    alternatives = [_TEXT_CHAR, *(re.escape(braced(n)) for n in sorted(names, key=placeholder_number))]
+    return f"({'|'.join(alternatives)}){{0,{MAX_TEMPLATE_TEXT_RUN}}}"
+
+
+def template_field_pattern(required: Iterable[str], allowed: Iterable[str]) -> str:
+    """A regex for one template field: text and the ``allowed`` placeholders only, each of
+    ``required`` at least once. Unambiguous (before its first use a required placeholder is not in
+    the free text), so a grammar engine follows one path per order of first uses."""
+    required, allowed = sorted(set(required), key=placeholder_number), set(allowed)
+    if not required:
+        return f"^{_free_run(allowed)}$"
+    orders = []
+    for order in itertools.permutations(required):
+        pending = set(required)
+        parts = []
+        for name in order:
+            parts += [_free_run(allowed - pending), re.escape(braced(name))]
+            pending.discard(name)
+        orders.append("".join(parts) + _free_run(allowed))
+    return "^(" + "|".join(orders) + ")$"
+
+
+def _template_object(fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "object", "properties": dict(fields), "required": list(TEMPLATE_FIELDS),
+            "additionalProperties": False}
+
+
+def skeleton_response_format(n_templates: int, placeholders: Sequence[str] = ()) -> dict[str, Any]:
+    """``response_format`` with the JSON schema of an answer: ``{"templates": [n objects]}``.
+
+    With the dataset's ``placeholders`` the fields are patterns: only those placeholders, no other
+    braces, and (up to ``MAX_PLACED_VARIABLES`` variables) each placeholder somewhere in the
+    template, so a constrained decoder cannot write a template the validator must reject for its
+    placeholders. The validator still checks every template.
+    """
+    names = [placeholder_name(p) for p in placeholders]
+    if not names:
+        field_schema = {"type": "string", "maxLength": MAX_TEMPLATE_FIELD_CHARS}
+        template: dict[str, Any] = _template_object({f: field_schema for f in TEMPLATE_FIELDS})
+    elif len(names) > MAX_PLACED_VARIABLES:
+        pattern = {"type": "string", "pattern": template_field_pattern((), names)}
+        template = _template_object({f: pattern for f in TEMPLATE_FIELDS})
+    else:
+        placements = []
+        for homes in itertools.product(TEMPLATE_FIELDS, repeat=len(names)):
+            placements.append(_template_object({
+                f: {"type": "string",
+                    "pattern": template_field_pattern([n for n, h in zip(names, homes, strict=True) if h == f], names)}
+                for f in TEMPLATE_FIELDS}))  # fmt: skip
+        template = {"anyOf": placements}
     templates = {"type": "array", "items": template, "minItems": 1, "maxItems": n_templates}
     schema = {
         "type": "object",

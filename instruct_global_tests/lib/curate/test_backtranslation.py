@@ -83,3 +83,61 @@ def test_english_instruction_asks_for_the_language() -> None:
     assert with_answer_language("Describe the market", "Yoruba") == "Describe the market. Answer in Yoruba."
     assert with_answer_language("Describe the market?", "Yoruba") == "Describe the market? Answer in Yoruba."
     assert with_answer_language("In Yoruba, describe the market.", "Yoruba") == "In Yoruba, describe the market."
+
+
+# ---------------------------------------------------------------- schema mode (JSON answers)
+
+@pytest.mark.parametrize(("answer", "instruction", "category", "reason"), [
+    ('{"instruction": "Describe the Saturday market in Ibadan.", "category": "generation"}',
+     "Describe the Saturday market in Ibadan.", "generation", None),
+    ('```json\n{"instruction": "Explain how the rains\\nchange farming.", "category": "open_qa"}\n```',
+     "Explain how the rains change farming.", "question-answer", None),
+    ('{"instruction": "Describe the Saturday market in Ibadan.", "category": "poetry"}',
+     "Describe the Saturday market in Ibadan.", "generation", None),  # defaulted, flagged
+    ('{"instruction": "NO_INSTRUCTION", "category": "chat"}', None, None, "no_instruction"),
+    ('{"instruction": "I\'m sorry, I cannot help with that.", "category": "chat"}', None, None, "refusal"),
+    ('{"instruction": "Baba", "category": "chat"}', None, None, "too_short"),
+    ('{"instruction": 5, "category": "chat"}', None, None, "unparsed"),
+    ('{"instruction": "Describe it.", "category": ["chat"]}', None, None, "unparsed"),
+    ('{"category": "chat"}', None, None, "unparsed"),
+])
+def test_json_answers_are_read_like_labelled_ones(answer: str, instruction: str | None, category: str | None,
+                                                  reason: str | None) -> None:
+    parsed = parse_backtranslation(answer)
+    assert (parsed.instruction, parsed.category, parsed.reason) == (instruction, category, reason)
+    assert parsed.category_defaulted == ("poetry" in answer)
+
+
+def test_schema_mode_asks_for_bounded_english_json() -> None:
+    import json
+    import re
+
+    from instruct_global.lib.common.categories import CATEGORIES
+    from instruct_global.lib.curate.backtranslation import (
+        MAX_INSTRUCTION_CHARS,
+        build_backtranslation_request,
+    )
+
+    request = build_backtranslation_request("Ọjà Ọba jẹ́ ọjà ńlá ní Ìbàdàn.", "Yoruba", json_schema=True)
+    system = request.messages[0].content
+    assert '{"instruction": "<the instruction' in system and "Instruction: <the instruction" not in system
+    schema = request.response_format["json_schema"]["schema"]
+    assert schema["properties"]["category"]["enum"] == list(CATEGORIES)
+    pattern = schema["properties"]["instruction"]["pattern"]
+    assert re.fullmatch(pattern, "Describe the Saturday market in Ibadan, in two sentences.")
+    assert not re.fullmatch(pattern, "Ọjà Ọba") and not re.fullmatch(pattern, "x" * (MAX_INSTRUCTION_CHARS + 1))
+    assert request.max_tokens >= MAX_INSTRUCTION_CHARS + 30  # ASCII: at most a token a character
+    answer = json.dumps({"instruction": "Describe the Saturday market in Ibadan.", "category": "generation"})
+    assert parse_backtranslation(answer).ok
+    assert build_backtranslation_request("x y z", "Yoruba").response_format is None  # text mode by default
+
+
+def test_a_json_instruction_cut_at_the_schema_bound_is_not_used() -> None:
+    import json
+
+    from instruct_global.lib.curate.backtranslation import MAX_INSTRUCTION_CHARS
+
+    words = ("Describe the market " * 40)[: MAX_INSTRUCTION_CHARS]
+    assert parse_backtranslation(json.dumps({"instruction": words, "category": "generation"})).reason == "too_long"
+    shorter = words[: MAX_INSTRUCTION_CHARS - 5].rstrip() + "."
+    assert parse_backtranslation(json.dumps({"instruction": shorter, "category": "generation"})).ok
