@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from instruct_global.lib.corpus.bbc_labels import LabelMatcher
 
 _PREFIX_SEPARATORS = (",", ":", "፣", "፡", "：")
@@ -147,3 +149,138 @@ def remove_furniture(
         if line.strip() or (out and out[-1].strip()):
             out.append(line)
     return "\n".join(out).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The same statistics as learn_recurring / remove_furniture, in a form for large corpora: what a
+# document contributes is computed where it is normalised (a worker process) as 64-bit hashes of
+# its line keys and prefixes, this process only counts hashes (8 bytes per document and distinct
+# line, not a second copy of the corpus as strings), and removal matches lines by hash.
+# ---------------------------------------------------------------------------------------------
+
+
+def key_hash(key: str) -> int:
+    """64-bit hash of a line key or prefix, the same in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+@dataclass(frozen=True)
+class DocumentKeys:
+    """What one document adds to its source's statistics."""
+
+    digest: bytes  # of the whole text: exact duplicates count once
+    lines: bytes  # uint64 hashes of its distinct line keys
+    prefixes: bytes  # uint64 hashes of its distinct short-line prefixes
+
+
+def document_keys(text: str, config: FurnitureConfig) -> DocumentKeys:
+    keys = {_key(line) for line in text.split("\n")}
+    keys.discard("")
+    prefixes = {
+        p for k in keys
+        if k.count(" ") < config.max_line_words and (p := line_prefix(k, config.max_prefix_words)) is not None
+    }
+    return DocumentKeys(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(),
+        np.array([key_hash(k) for k in keys], dtype=np.uint64).tobytes(),
+        np.array([key_hash(p) for p in prefixes], dtype=np.uint64).tobytes(),
+    )
+
+
+@dataclass(frozen=True)
+class RecurringHashes:
+    """The recurring lines and prefixes of one source, as key hashes -> documents."""
+
+    documents: int = 0
+    lines: dict[int, int] = field(default_factory=dict)
+    prefixes: dict[int, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines or self.prefixes)
+
+
+class RecurringCounter:
+    """Counts one source's line and prefix hashes over its documents (duplicates once)."""
+
+    _FLUSH = 4096  # documents between merges of the per-document arrays
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self._seen: set[bytes] = set()
+        self._pending: tuple[list[bytes], list[bytes]] = ([], [])
+        self._lines: list[np.ndarray] = []
+        self._prefixes: list[np.ndarray] = []
+
+    def add(self, keys: DocumentKeys) -> None:
+        if keys.digest in self._seen:
+            return
+        self._seen.add(keys.digest)
+        self.documents += 1
+        self._pending[0].append(keys.lines)
+        self._pending[1].append(keys.prefixes)
+        if len(self._pending[0]) >= self._FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        lines, prefixes = self._pending
+        if lines:
+            self._lines.append(np.frombuffer(b"".join(lines), dtype=np.uint64))
+            self._prefixes.append(np.frombuffer(b"".join(prefixes), dtype=np.uint64))
+        self._pending = ([], [])
+
+    def result(self, config: FurnitureConfig) -> RecurringHashes:
+        self._flush()
+        needed = max(config.min_docs, config.min_share * self.documents)
+
+        def recurring(parts: list[np.ndarray]) -> dict[int, int]:
+            if not parts:
+                return {}
+            values, counts = np.unique(np.concatenate(parts), return_counts=True)
+            keep = counts >= needed
+            return dict(zip(values[keep].tolist(), counts[keep].tolist(), strict=True))
+
+        return RecurringHashes(self.documents, recurring(self._lines), recurring(self._prefixes))
+
+
+def remove_furniture_hashed(
+    text: str,
+    recurring: RecurringHashes,
+    labels: LabelMatcher | None,
+    config: FurnitureConfig,
+    counts: Counter[str],
+    names: dict[int, str],
+) -> str:
+    """``remove_furniture`` with ``recurring`` as hashes; the keys of removed recurring lines and
+    prefixes go to ``names`` (hash -> text), for the report."""
+    if labels is None and not recurring:
+        return text  # nothing can match: the text stays as it is (normalised text is tidy)
+    kept: list[str] = []
+    for line in text.split("\n"):
+        kind = None
+        if line.strip():
+            if labels is not None and labels.is_furniture(line):
+                kind = "service_label"
+            elif recurring and (key := _key(line)):
+                if (h := key_hash(key)) in recurring.lines:
+                    kind, names[h] = "recurring_line", key
+                elif recurring.prefixes and key.count(" ") < config.max_line_words:
+                    prefix = line_prefix(key, config.max_prefix_words)
+                    if prefix is not None and (h := key_hash(prefix)) in recurring.prefixes:
+                        kind, names[h] = "recurring_prefix", prefix
+        if kind is None:
+            kept.append(line)
+        else:
+            counts[kind] += 1
+    out: list[str] = []
+    for line in kept:  # no runs of blank lines where furniture stood
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def recurring_report(recurring: RecurringHashes, names: dict[int, str], top: int = 10) -> dict[str, object]:
+    """``RecurringFurniture.as_dict`` for hashed statistics (keys never seen removed are left out)."""
+    def named(counts: dict[int, int]) -> dict[str, int]:
+        return {names[h]: n for h, n in counts.items() if h in names}
+
+    return RecurringFurniture(recurring.documents, named(recurring.lines), named(recurring.prefixes)).as_dict(top)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import html
-import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -316,15 +315,25 @@ def clean_whitespace(text: str) -> str:
     return (_BLANK_RUNS.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
-def count_words_upto(line: str, cap: int) -> int:
-    """``len(WORD_RE.findall(line))``, counting stops at ``cap``: the line tests only need to know
+_WORD_CLASS = WORD_RE.pattern.removesuffix("+")  # "[\p{L}\p{M}\p{N}]": one word character
+assert _WORD_CLASS.startswith("[") and _WORD_CLASS.endswith("]"), WORD_RE.pattern
+
+
+@functools.cache
+def _at_least_words(k: int) -> regex.Pattern[str]:
+    # Possessive: a word is never split to make up the count, so a match means k WORD_RE words.
+    return regex.compile(f"(?:[^{_WORD_CLASS[1:]}*+{_WORD_CLASS}++){{{k}}}")
+
+
+def has_words(line: str, k: int) -> bool:
+    """``len(WORD_RE.findall(line)) >= k`` in one bounded match: the line tests only need to know
     whether a line is under a few words, and a long paragraph is then not tokenized whole."""
-    return sum(1 for _ in itertools.islice(WORD_RE.finditer(line), cap))
+    return _at_least_words(k).match(line) is not None
 
 
 def _is_short_plain(line: str, n_words: int | None = None) -> bool:
-    n = count_words_upto(line, 4) if n_words is None else n_words
-    return 1 <= n <= 3 and not _SENTENCE_END.search(line)
+    short = (has_words(line, 1) and not has_words(line, 4)) if n_words is None else 1 <= n_words <= 3
+    return short and not _SENTENCE_END.search(line)
 
 
 def _may_hold_url(text: str) -> bool:
@@ -358,18 +367,22 @@ def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
         if url_chars / len(stripped) > 0.5:
             return True
     lowered = stripped.casefold()
-    notice = _may_hold_notice(stripped, lowered)
-    nav = any(p in lowered for p in _NAV_LITERALS)
-    if notice or nav:
-        n = count_words_upto(stripped, _NOTICE_MAX_WORDS + 1) if n_words is None else n_words
-        if notice and n <= _NOTICE_MAX_WORDS and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered)):
-            return True
-        if nav and n <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
-            return True
+
+    def at_most(limit: int) -> bool:
+        return n_words <= limit if n_words is not None else not has_words(stripped, limit + 1)
+
+    if (
+        _may_hold_notice(stripped, lowered)
+        and at_most(_NOTICE_MAX_WORDS)
+        and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered))
+    ):
+        return True
+    if at_most(_NAV_MAX_WORDS) and any(p in lowered for p in _NAV_LITERALS) and _NAV_RE.search(lowered):
+        return True
     if not _MENU_SEPARATORS_PRESENT.search(stripped):
         return False  # one item: not a menu
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
-    return len(items) >= 3 and all(count_words_upto(i, 4) <= 3 for i in items)
+    return len(items) >= 3 and not any(has_words(i, 4) for i in items)
 
 
 def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
