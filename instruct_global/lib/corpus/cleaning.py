@@ -7,7 +7,7 @@ never dropped). Every drop is counted by reason and kept in ``rejects`` as the i
 ``reason`` and a human-readable ``reason_detail``.
 
 Language ID and both duplicate checks judge the whole normalised document (LID reads a bounded
-sample, its first ~1,000 characters); its chunks inherit the document's ``lid_lang`` and
+sample, its first ~600 characters); its chunks inherit the document's ``lid_lang`` and
 ``lid_score``.
 
 Between normalising and the filters, page furniture goes (``remove_furniture``): lines carrying
@@ -30,6 +30,7 @@ import functools
 import hashlib
 import itertools
 import pickle
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -81,6 +82,9 @@ DROP_REASONS = (
 )
 
 Verdict = tuple[bool, str | None]  # (keep, reason)
+# Whitespace as str.split sees it (str.isspace), less the space and the newline.
+_WHITESPACE_NOT_SPACE = re.compile("[\t\x0b\x0c\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
 
 
 @dataclass(frozen=True)
@@ -281,10 +285,14 @@ def _facts_one(
         return facts
     facts.signature = near.signature(words)
     # pieces of the approximate token count: word runs plus single non-space, non-word characters
-    line_pieces = [
-        len(w) + len("".join(line.split())) - sum(map(len, w)) if w or line else 0
-        for line, w in zip(lines, line_words, strict=True)
-    ]
+    if _WHITESPACE_NOT_SPACE.search(text) is None:  # normalised text: only " " between words
+        line_pieces = [
+            len(w) + len(line) - line.count(" ") - sum(map(len, w)) for line, w in zip(lines, line_words, strict=True)
+        ]
+    else:
+        line_pieces = [
+            len(w) + len("".join(line.split())) - sum(map(len, w)) for line, w in zip(lines, line_words, strict=True)
+        ]
     facts.chunks = chunk_text_with_counts(
         text, config.max_tokens, count, lang, n_pieces=sum(line_pieces), line_pieces=line_pieces
     )

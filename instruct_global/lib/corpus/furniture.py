@@ -18,11 +18,13 @@ furniture. Pure Python; no dagster import.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from instruct_global.lib.corpus.bbc_labels import LabelMatcher
 
@@ -159,9 +161,36 @@ def remove_furniture(
 # ---------------------------------------------------------------------------------------------
 
 
+_HASH_KEY = "instruct-global-"  # 16 characters: the SipHash key of pandas, fixed so every process agrees
+
+
+def hash_keys(keys: list[str]) -> np.ndarray:
+    """64-bit hashes (uint64) of line keys or prefixes, one vectorised call, the same in every
+    process (unlike ``hash``)."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64)
+    return pd.util.hash_array(np.array(keys, dtype=object), hash_key=_HASH_KEY, categorize=False)
+
+
 def key_hash(key: str) -> int:
-    """64-bit hash of a line key or prefix, the same in every process (unlike ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+    return int(hash_keys([key])[0])
+
+
+# What str.split treats as whitespace, other than the space and the newline.
+_OTHER_WHITESPACE = re.compile("[\t\x0b\x0c\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
+
+def line_keys(text: str) -> list[str]:
+    """``_key`` of every line of ``text`` ("" for blank lines), folding the text once when it is
+    tidy (single spaces, no space at a line's ends: then ``" ".join(line.split())`` is the line)."""
+    if "  " in text or "\n " in text or " \n" in text or text[:1] == " " or text[-1:] == " " or (
+        _OTHER_WHITESPACE.search(text)
+    ):
+        return [_key(line) for line in text.split("\n")]
+    folded = text.casefold()  # character by character, so line by line too
+    if "’" in folded:
+        folded = folded.replace("’", "'")
+    return [line.rstrip(" :：፡") for line in folded.split("\n")]
 
 
 @dataclass(frozen=True)
@@ -174,7 +203,7 @@ class DocumentKeys:
 
 
 def document_keys(text: str, config: FurnitureConfig) -> DocumentKeys:
-    keys = {_key(line) for line in text.split("\n")}
+    keys = set(line_keys(text))
     keys.discard("")
     prefixes = {
         p for k in keys
@@ -182,8 +211,8 @@ def document_keys(text: str, config: FurnitureConfig) -> DocumentKeys:
     }
     return DocumentKeys(
         hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(),
-        np.array([key_hash(k) for k in keys], dtype=np.uint64).tobytes(),
-        np.array([key_hash(p) for p in prefixes], dtype=np.uint64).tobytes(),
+        hash_keys(list(keys)).tobytes(),
+        hash_keys(list(prefixes)).tobytes(),
     )
 
 
@@ -254,19 +283,34 @@ def remove_furniture_hashed(
     prefixes go to ``names`` (hash -> text), for the report."""
     if labels is None and not recurring:
         return text  # nothing can match: the text stays as it is (normalised text is tidy)
+    lines = text.split("\n")
+    keys = line_keys(text) if recurring else [""] * len(lines)
+    hashes = hash_keys(keys).tolist() if recurring else []
+    short_prefix: dict[int, str] = {}  # line -> its prefix, for short lines with one
+    if recurring.prefixes:
+        for i, key in enumerate(keys):
+            if key and key.count(" ") < config.max_line_words:
+                prefix = line_prefix(key, config.max_prefix_words)
+                if prefix is not None:
+                    short_prefix[i] = prefix
+    prefix_hashes = dict(zip(short_prefix, hash_keys(list(short_prefix.values())).tolist(), strict=True))
     kept: list[str] = []
-    for line in text.split("\n"):
+    for i, line in enumerate(lines):
         kind = None
         if line.strip():
+            # The report names every recurring key it counts, whatever removed its lines.
+            is_line = bool(keys[i]) and hashes[i] in recurring.lines
+            is_prefix = i in prefix_hashes and prefix_hashes[i] in recurring.prefixes
+            if is_line:
+                names[hashes[i]] = keys[i]
+            if is_prefix:
+                names[prefix_hashes[i]] = short_prefix[i]
             if labels is not None and labels.is_furniture(line):
                 kind = "service_label"
-            elif recurring and (key := _key(line)):
-                if (h := key_hash(key)) in recurring.lines:
-                    kind, names[h] = "recurring_line", key
-                elif recurring.prefixes and key.count(" ") < config.max_line_words:
-                    prefix = line_prefix(key, config.max_prefix_words)
-                    if prefix is not None and (h := key_hash(prefix)) in recurring.prefixes:
-                        kind, names[h] = "recurring_prefix", prefix
+            elif is_line:
+                kind = "recurring_line"
+            elif is_prefix:
+                kind = "recurring_prefix"
         if kind is None:
             kept.append(line)
         else:

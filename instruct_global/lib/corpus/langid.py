@@ -80,7 +80,7 @@ _ENGLISH_STOPWORD_LIST = (
 )  # fmt: skip
 _ENGLISH_STOPWORDS = frozenset(_ENGLISH_STOPWORD_LIST)
 _ENGLISH_RATIO_LIMIT = 0.15
-_LID_MAX_CHARS = 1000  # a bounded sample: more text rarely changes a decision, and costs linearly
+_LID_MAX_CHARS = 600  # a bounded sample (about 100 words): lingua costs linearly in its length
 
 
 @dataclass(frozen=True)

@@ -342,12 +342,14 @@ def _may_hold_url(text: str) -> bool:
     return "@" in text or "://" in text or "www." in text.lower()
 
 
-def _may_hold_notice(stripped: str, lowered: str) -> bool:
-    # What _COPYRIGHT or _NOTICE_RE cannot match without: "©", "(" (of "(c) 2024"), "opyr" (no
-    # other character case-folds to o, p, y or r), or one of the notice phrases as a substring.
-    return (
-        "©" in stripped or "(" in stripped or "opyr" in lowered or any(p in lowered for p in _NOTICE_LITERALS)
-    )
+def _may_hold_notice(text: str, folded: str) -> bool:
+    # What _COPYRIGHT or _NOTICE_RE cannot match without: "©", "(c)" (no other character
+    # case-folds to c), "opyr" (nor to o, p, y or r), or one of the notice phrases as a substring.
+    return "©" in text or "(c)" in folded or "opyr" in folded or any(p in folded for p in _NOTICE_LITERALS)
+
+
+def _may_hold_nav(folded: str) -> bool:
+    return any(p in folded for p in _NAV_LITERALS)
 
 
 def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
@@ -357,29 +359,37 @@ def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
     counted only where a test needs the count, and only up to the count that test looks at.
     The phrase regexes (whole words only) run only on lines that hold a phrase as a substring.
     """
+    return _is_boilerplate(line, n_words, True, True, True, True)
+
+
+def _is_boilerplate(line: str, n_words: int | None, url: bool, notice: bool, nav: bool, menu: bool) -> bool:
+    """``is_boilerplate_line``; a test whose flag is False is known not to match (see
+    ``remove_boilerplate``: what a line holds, its document holds)."""
     stripped = line.strip()
     if not stripped:
         return False
     if not _LETTER.search(stripped):
         return True  # separators, bare numbers, dates, emoji rows
-    if _may_hold_url(stripped):
+    if url and _may_hold_url(stripped):
         url_chars = sum(len(m) for m in _URL.findall(stripped))
         if url_chars / len(stripped) > 0.5:
             return True
-    lowered = stripped.casefold()
+    if notice or nav:
+        lowered = stripped.casefold()
 
-    def at_most(limit: int) -> bool:
-        return n_words <= limit if n_words is not None else not has_words(stripped, limit + 1)
+        def at_most(limit: int) -> bool:
+            return n_words <= limit if n_words is not None else not has_words(stripped, limit + 1)
 
-    if (
-        _may_hold_notice(stripped, lowered)
-        and at_most(_NOTICE_MAX_WORDS)
-        and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered))
-    ):
-        return True
-    if at_most(_NAV_MAX_WORDS) and any(p in lowered for p in _NAV_LITERALS) and _NAV_RE.search(lowered):
-        return True
-    if not _MENU_SEPARATORS_PRESENT.search(stripped):
+        if (
+            notice
+            and at_most(_NOTICE_MAX_WORDS)
+            and _may_hold_notice(stripped, lowered)
+            and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered))
+        ):
+            return True
+        if nav and at_most(_NAV_MAX_WORDS) and _may_hold_nav(lowered) and _NAV_RE.search(lowered):
+            return True
+    if not menu or not _MENU_SEPARATORS_PRESENT.search(stripped):
         return False  # one item: not a menu
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
     return len(items) >= 3 and not any(has_words(i, 4) for i in items)
@@ -394,7 +404,12 @@ def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
 def remove_boilerplate(text: str) -> tuple[str, int]:
     """Drop boilerplate lines and menu blocks; return the text and how many lines went."""
     lines = text.split("\n")
-    drop = [is_boilerplate_line(line) for line in lines]
+    # Tests that cannot match anywhere in the document are not tried on each line: a line is a
+    # substring of the text, and case folding maps character by character.
+    folded = text.casefold()
+    url, notice, nav = _may_hold_url(text), _may_hold_notice(text, folded), _may_hold_nav(folded)
+    menu = _MENU_SEPARATORS_PRESENT.search(text) is not None
+    drop = [_is_boilerplate(line, None, url, notice, nav, menu) for line in lines]
     # Runs of short unpunctuated lines read as navigation menus. A blank line ends a run, so a
     # heading set off after a menu is not swallowed by it.
     run: list[int] = []
