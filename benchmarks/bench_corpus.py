@@ -182,7 +182,7 @@ def _agreement(new_dir: Path, old_dir: Path) -> tuple[int, int]:
 
     new, old = load(new_dir), load(old_dir)
     same = sum(a == b for a, b in zip(new, old, strict=False))
-    return same, max(len(new), len(old))
+    return same, min(len(new), len(old))  # the old reader may have read only the first articles
 
 
 def _default_workers() -> int:
