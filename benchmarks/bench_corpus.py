@@ -3,8 +3,9 @@
 Run from the repository root (wikiextractor is installed for the benchmark only):
 
     pip install wikiextractor
-    python benchmarks/bench_corpus.py                   # 2,000 articles, about 5 minutes
+    python benchmarks/bench_corpus.py                   # 2,000 articles, 3-4 minutes on 2 idle cores
     python benchmarks/bench_corpus.py --articles 8000   # bigger dump
+    python benchmarks/bench_corpus.py --workers 4       # pool size (default: the CPUs available)
     python benchmarks/bench_corpus.py --baseline-ref ""  # skip the "before" columns
 
 One run, one machine:
@@ -12,21 +13,28 @@ One run, one machine:
 1. writes a dump in the real export schema (``benchmarks/corpus_dump.py``: templates, links,
    refs, tables, categories, redirects, other namespaces, duplicates, 1 % long articles of
    100-300 KB of wikitext);
-2. reads it with our reader (``iter_dump_articles``) in one process, then with ``--workers``
-   processes, and with ``wikiextractor`` (``--processes 1``, then ``--workers``);
-3. cleans the articles with ``clean_corpus`` in one process, then with ``--workers`` processes;
+2. reads it with our reader (``iter_dump_articles``) and cleans the articles (``clean_corpus``),
+   each with 1 worker and with ``--workers`` processes, at three dump sizes (the first 1/8, 1/2
+   and all of the articles), every configuration in a fresh process so its peak memory is its
+   own; the reader streams (rows are counted, not kept, as a consumer writing them out would);
+3. reads the dump with ``wikiextractor`` (``--processes 1``, then ``--workers``);
 4. times converting one article by size (5 KB ... 300 KB of wikitext);
-5. "before": the same measurements with the code at ``--baseline-ref`` (default: the commit
-   before this work), exported with ``git archive`` into a temporary folder and run in a
-   subprocess, plus how often old and new output agree.
+5. "before": the reader and cleaning at ``--baseline-ref`` (default: the commit before the
+   corpus throughput work), exported with ``git archive`` into a temporary folder and run in a
+   subprocess, plus how often old and new output agree. The old reader is quadratic in the
+   length of a page (10 s for one 300 KB article), so it reads the first
+   ``--baseline-read-articles`` (400) articles; the old cleaning gets the same documents as ours. "x the old rate" is computed from the
+   two single-process CPU times of this run.
 
-Single-process figures are CPU seconds (``time.process_time``, children included for
-wikiextractor), steadier than wall time on a shared machine; pool figures are wall seconds with
-the CPU seconds of all processes beside them. Peak memory is the maximum resident set size.
+Single-process figures are CPU seconds (``time.process_time``), steadier than wall time on a
+shared machine; pool figures are wall seconds with the CPU seconds of all processes beside them.
+Peak memory is the maximum resident set size (``getrusage``): of the measuring process, and of
+the largest worker (``RUSAGE_CHILDREN``). The load average is printed before and after: on a
+machine shared with other work the pool's speed-up is what the free cores allowed.
 
 Goals (issue 9): cost per article linear in its length; our reader at least as fast as
-wikiextractor on one core; cleaning at least 3x the old rate per core; both stages scaling over
-cores with memory flat in the number of articles.
+wikiextractor on one core; cleaning at least 3x the old rate per core; both stages over a
+process pool, with memory flat in the number of articles.
 """
 
 from __future__ import annotations
@@ -63,34 +71,45 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def measure(dump: str, workers: int, out_dir: str, what: str) -> dict:
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peaks() -> dict:
+    return {
+        "rss_parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def measure(dump: str, workers: int, out_dir: str, what: str, limit: int | None) -> dict:
     import pandas as pd
 
     from instruct_global.languages import get_language
     from instruct_global.lib.corpus import wikipedia
     from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
     from instruct_global.lib.corpus.documents import documents_frame
+    from instruct_global.lib.corpus.langid import identify
 
     res: dict = {}
-    pooled = "workers" in wikipedia.iter_dump_articles.__code__.co_varnames
-    if "read" in what:
+    if what == "read":  # one process, rows kept: the texts to compare with the baseline
         t = time.process_time()
-        rows = list(wikipedia.iter_dump_articles(dump, "yor"))
+        rows = list(wikipedia.iter_dump_articles(dump, "yor", limit))
         res["read_cpu"] = time.process_time() - t
         res["articles"] = len(rows)
         with open(Path(out_dir) / "texts.jsonl", "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps({"t": r["title"], "x": r["text"]}, ensure_ascii=False) + "\n")
-        if pooled and workers > 1:
-            c0, w0 = _cpu_children(), time.time()
-            t = time.process_time()
-            n = sum(1 for _ in wikipedia.iter_dump_articles(dump, "yor", workers=workers))
-            res["read_pool_wall"] = time.time() - w0
-            res["read_pool_cpu"] = time.process_time() - t + _cpu_children() - c0
-            assert n == len(rows)
-        docs = documents_frame(rows, extra_columns=("page_id", "wiki"))
-        docs.to_parquet(Path(out_dir) / "docs.parquet")
-    if "sizes" in what:
+        if limit is None:
+            documents_frame(rows, extra_columns=("page_id", "wiki")).to_parquet(Path(out_dir) / "docs.parquet")
+    if what == "stream":  # rows counted, not kept
+        kwargs = {"workers": workers} if workers > 1 else {}
+        c0, w0, t = _cpu_children(), time.time(), time.process_time()
+        res["articles"] = sum(1 for _ in wikipedia.iter_dump_articles(dump, "yor", limit, **kwargs))
+        res["wall"] = time.time() - w0
+        res["cpu"] = time.process_time() - t + _cpu_children() - c0
+    if what == "sizes":
         rng = random.Random(7)
         res["per_size_ms"] = {}
         for kb in SIZES_KB:
@@ -100,48 +119,36 @@ def measure(dump: str, workers: int, out_dir: str, what: str) -> dict:
             for _ in range(reps):
                 wikipedia.wikitext_to_text(text)
             res["per_size_ms"][kb] = (time.process_time() - t) / reps * 1000
-    if "clean" in what:
-        docs = pd.read_parquet(Path(out_dir).parent / "docs.parquet")
+    if what == "clean":
+        docs = pd.read_parquet(Path(out_dir) / "docs.parquet")
+        docs = docs.head(limit) if limit else docs
         lang = get_language("yor")
-        clean_corpus(docs.head(3), lang)  # warm the language models
-        t = time.process_time()
-        result = clean_corpus(docs, lang)
-        res["clean_cpu"] = time.process_time() - t
-        res["clean_docs"] = len(docs)
-        res["clean_kept"] = sorted(set(result.clean["doc_id"]))
-        res["clean_chunks"] = len(result.clean)
-        res["clean_drops"] = result.drop_counts
-        if workers > 1 and "workers" in CleaningConfig.__dataclass_fields__:
-            c0, w0 = _cpu_children(), time.time()
-            t = time.process_time()
-            clean_corpus(docs, lang, CleaningConfig(workers=workers))
-            res["clean_pool_wall"] = time.time() - w0
-            res["clean_pool_cpu"] = time.process_time() - t + _cpu_children() - c0
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        clean_corpus(docs.head(3), lang)  # warm the language models: those for long texts ...
+        identify("Ìlú Èkó jẹ́ ìlú ńlá.", lang)  # ... and those lingua loads for short ones
+        res["rss_input_mb"] = _rss_now_mb()  # the input frame and the libraries, before cleaning
+        res["input_text_mb"] = float(docs["text"].str.len().sum()) / 1e6
+        config = CleaningConfig(workers=workers) if workers > 1 else None
+        c0, w0, t = _cpu_children(), time.time(), time.process_time()
+        result = clean_corpus(docs, lang, config)
+        res["wall"] = time.time() - w0
+        res["cpu"] = time.process_time() - t + _cpu_children() - c0
+        res["docs"] = len(docs)
+        res["kept"] = sorted(set(result.clean["doc_id"]))
+        res["chunks"] = len(result.clean)
+        res["drops"] = result.drop_counts
+    res.update(_peaks())
     return res
 
 
-def _run_measure(root: Path, dump: Path, workers: int, out_dir: Path, what: str) -> dict:
+def _run_measure(root: Path, dump: Path, workers: int, out_dir: Path, what: str, limit: int | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, __file__, "--measure", str(dump), "--workers", str(workers), "--out", str(out_dir),
-           "--what", what]
+           "--what", what] + (["--limit", str(limit)] if limit else [])
     proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"measurement failed ({root}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _stream_rss(root: Path, dump: Path) -> float:
-    """Peak RSS (MB) of a process that streams the dump without keeping the rows."""
-    code = (
-        "import resource,sys; from instruct_global.lib.corpus.wikipedia import iter_dump_articles as it;"
-        "n=sum(1 for _ in it(sys.argv[1], 'yor'));"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-c", code, str(dump)], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
 
 
 def _wikiextractor(dump: Path, processes: int, out: Path) -> tuple[float, float, int]:
@@ -175,23 +182,39 @@ def _agreement(new_dir: Path, old_dir: Path) -> tuple[int, int]:
 
     new, old = load(new_dir), load(old_dir)
     same = sum(a == b for a, b in zip(new, old, strict=False))
-    return same, max(len(new), len(old))
+    return same, min(len(new), len(old))  # the old reader may have read only the first articles
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--long-share", type=float, default=0.01)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="pool size (default: CPUs available)")
     parser.add_argument("--baseline-ref", default=DEFAULT_BASELINE)
+    parser.add_argument("--baseline-read-articles", type=int, default=400,
+                        help="the old reader is quadratic on long pages: it reads this many articles (0: all)")
     parser.add_argument("--measure")
     parser.add_argument("--out")
-    parser.add_argument("--what", default="read,sizes,clean")
+    parser.add_argument("--what", default="read")
+    parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.workers, args.out, args.what)))
+        print(json.dumps(measure(args.measure, args.workers, args.out, args.what, args.limit)))
         return
 
+    started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench_corpus_") as tmp_name:
         tmp = Path(tmp_name)
         dump = tmp / "yowiki-bench-pages-articles-multistream.xml.bz2"
@@ -201,66 +224,102 @@ def main() -> None:
               f"{counts['redirects']} redirects, {counts['other_namespace']} other-namespace pages, "
               f"{counts['duplicates']} duplicates; {counts['bytes'] / 1e6:.1f} MB of wikitext, "
               f"{dump.stat().st_size / 1e6:.1f} MB bz2 ({time.time() - t:.0f} s to write)")
-        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; pools use {args.workers} workers\n")
+        n_workers = max(1, args.workers)
+        print(f"machine: {os.cpu_count()} CPUs ({_default_workers()} available to this process), load average "
+              f"{_load()} at the start; pools use {n_workers} workers\n", flush=True)
 
-        new = _run_measure(ROOT, dump, args.workers, tmp / "new", "read,sizes")
-        (tmp / "docs.parquet").write_bytes((tmp / "new" / "docs.parquet").read_bytes())
-        new.update(_run_measure(ROOT, dump, args.workers, tmp / "new" / "clean", "clean"))
+        new_dir = tmp / "new"
+        new = _run_measure(ROOT, dump, 1, new_dir, "read")
+        new.update(_run_measure(ROOT, dump, 1, new_dir, "sizes"))
+        sizes = sorted({max(1, new["articles"] // 8), max(1, new["articles"] // 2), new["articles"]})
+        grid: dict[tuple[str, int, int], dict] = {}
+        for n in sizes:
+            for w in sorted({1, n_workers}):
+                grid[("stream", n, w)] = _run_measure(ROOT, dump, w, new_dir, "stream", n)
+                grid[("clean", n, w)] = _run_measure(ROOT, dump, w, new_dir, "clean", n)
         base_root = _baseline_root(args.baseline_ref, tmp)
         old: dict = {}
         if base_root is not None:
-            old = _run_measure(base_root, dump, 1, tmp / "old", "read,sizes")
-            old.update(_run_measure(base_root, dump, 1, tmp / "old" / "clean", "clean"))
+            old_dir = tmp / "old"
+            old = _run_measure(base_root, dump, 1, old_dir, "read", args.baseline_read_articles or None)
+            old.update(_run_measure(base_root, dump, 1, old_dir, "sizes"))
+            shutil.copy(new_dir / "docs.parquet", old_dir / "docs.parquet")  # same input for both cleanings
+            old_clean = _run_measure(base_root, dump, 1, old_dir, "clean")
         wx1 = _wikiextractor(dump, 1, tmp / "wx1")
-        wxn = _wikiextractor(dump, args.workers, tmp / "wxn") if args.workers > 1 else None
+        wxn = _wikiextractor(dump, n_workers, tmp / "wxn") if n_workers > 1 else None
 
-        n = new["articles"]
-        print("== reader: articles per second (single process: CPU s; pools: wall s, CPU s of all processes)")
-        rows = [("ours, 1 process", n / new["read_cpu"], new["read_cpu"])]
-        if "read_pool_wall" in new:
-            rows.append((f"ours, {args.workers} workers (wall)", n / new["read_pool_wall"], new["read_pool_wall"]))
+        full = new["articles"]
+        print("== reader: articles per second (1 process: CPU s; pools: wall s, CPU s of all processes)")
+        rows = [("ours, 1 process (rows kept)", full / new["read_cpu"], new["read_cpu"])]
+        s1 = grid[("stream", full, 1)]
+        rows.append(("ours, 1 process (streamed)", full / s1["cpu"], s1["cpu"]))
+        rows.append(("ours, 1 process (streamed, wall)", full / s1["wall"], s1["wall"]))
+        if n_workers > 1:
+            sn = grid[("stream", full, n_workers)]
+            rows.append((f"ours, {n_workers} workers (wall)", full / sn["wall"], sn["wall"]))
         if old:
-            rows.append(("before (mwparserfromhell), 1 process", old["articles"] / old["read_cpu"], old["read_cpu"]))
+            rows.append((f"before (mwparserfromhell), 1 process, {old['articles']} articles",
+                         old["articles"] / old["read_cpu"], old["read_cpu"]))
         rows.append(("wikiextractor --processes 1", wx1[2] / wx1[0], wx1[0]))
         if wxn:
-            rows.append((f"wikiextractor --processes {args.workers} (wall)", wxn[2] / wxn[1], wxn[1]))
+            rows.append((f"wikiextractor --processes {n_workers} (wall)", wxn[2] / wxn[1], wxn[1]))
         for name, rate, secs in rows:
             print(f"  {name:<42} {rate:8.0f} /s   ({secs:7.1f} s)")
-        if "read_pool_cpu" in new:
-            print(f"  (ours with workers: {new['read_pool_cpu']:.1f} CPU s in all processes; "
-                  f"wikiextractor {args.workers}: {wxn[0]:.1f} CPU s)" if wxn else "")
-        print(f"  wikiextractor wrote {wx1[2]} documents, ours {n}")
+        if n_workers > 1:
+            print(f"  (ours with {n_workers} workers: {sn['cpu']:.1f} CPU s in all processes"
+                  + (f"; wikiextractor {n_workers}: {wxn[0]:.1f} CPU s)" if wxn else ")"))
+            print(f"  speed-up of the pool (wall): {s1['wall'] / sn['wall']:.2f}x over 1 process (wall)")
+        print(f"  wikiextractor wrote {wx1[2]} documents, ours {full}")
         if old:
-            same, total = _agreement(tmp / "new", tmp / "old")
-            print(f"  output identical to before for {same} of {total} articles ({same / total:.1%})")
+            same, total = _agreement(new_dir, tmp / "old")
+            print(f"  output identical to before for {same} of {total} articles read by both ({same / total:.1%})")
 
         print("\n== converting one article, by size of wikitext (ms, CPU)")
         print("  size KB   " + "".join(f"{kb:>9}" for kb in SIZES_KB))
-        print("  ours      " + "".join(f"{new['per_size_ms'][str(kb)] if str(kb) in new['per_size_ms'] else new['per_size_ms'][kb]:9.1f}" for kb in SIZES_KB))
+        print("  ours      " + "".join(f"{new['per_size_ms'][str(kb)]:9.1f}" for kb in SIZES_KB))
         if old:
             print("  before    " + "".join(f"{old['per_size_ms'][str(kb)]:9.1f}" for kb in SIZES_KB))
         per_kb = [new["per_size_ms"][str(kb)] / kb for kb in SIZES_KB]
         print("  ours ms/KB" + "".join(f"{v:9.3f}" for v in per_kb) + "   (flat = linear)")
 
-        d = new["clean_docs"]
+        c1 = grid[("clean", full, 1)]
+        d = c1["docs"]
         print("\n== cleaning (clean_corpus): documents per second")
-        print(f"  {'ours, 1 process':<42} {d / new['clean_cpu']:8.0f} /s   ({new['clean_cpu']:7.1f} CPU s)")
-        if "clean_pool_wall" in new:
-            print(f"  {f'ours, {args.workers} workers (wall)':<42} {d / new['clean_pool_wall']:8.0f} /s   "
-                  f"({new['clean_pool_wall']:7.1f} s; {new['clean_pool_cpu']:.1f} CPU s in all processes)")
+        print(f"  {'ours, 1 process':<42} {d / c1['cpu']:8.0f} /s   ({c1['cpu']:7.1f} CPU s)")
+        print(f"  {'ours, 1 process (wall)':<42} {d / c1['wall']:8.0f} /s   ({c1['wall']:7.1f} s)")
+        if n_workers > 1:
+            cn = grid[("clean", full, n_workers)]
+            print(f"  {f'ours, {n_workers} workers (wall)':<42} {d / cn['wall']:8.0f} /s   "
+                  f"({cn['wall']:7.1f} s; {cn['cpu']:.1f} CPU s in all processes)")
+            print(f"  speed-up of the pool (wall): {c1['wall'] / cn['wall']:.2f}x over 1 process (wall)")
         if old:
-            print(f"  {'before, 1 process':<42} {old['clean_docs'] / old['clean_cpu']:8.0f} /s   ({old['clean_cpu']:7.1f} CPU s)")
-            print(f"  speed-up per core: {old['clean_cpu'] / new['clean_cpu']:.1f}x; same documents kept: "
-                  f"{new['clean_kept'] == old['clean_kept']}; chunks {new['clean_chunks']} vs {old['clean_chunks']}; "
-                  f"drops {new['clean_drops']} vs {old['clean_drops']}")
+            print(f"  {'before, 1 process':<42} {old_clean['docs'] / old_clean['cpu']:8.0f} /s   "
+                  f"({old_clean['cpu']:7.1f} CPU s)")
+            print(f"  per core: {old_clean['cpu'] / c1['cpu']:.2f}x the old rate; same documents kept: "
+                  f"{c1['kept'] == old_clean['kept']}; chunks {c1['chunks']} vs {old_clean['chunks']}; "
+                  f"drops {c1['drops']} vs {old_clean['drops']}")
+        if n_workers > 1:
+            same_out = grid[("clean", full, n_workers)]["kept"] == c1["kept"]
+            print(f"  {n_workers} workers keep the same documents as 1: {same_out}")
 
-        print("\n== memory")
-        small = tmp / "small.xml.bz2"
-        write_dump(small, max(200, args.articles // 8), long_share=args.long_share)
-        print(f"  peak RSS streaming the reader: {_stream_rss(ROOT, small):.0f} MB for {max(200, args.articles // 8)} "
-              f"articles, {_stream_rss(ROOT, dump):.0f} MB for {args.articles}")
-        print(f"  peak RSS of the measuring process (rows and frames held): ours {new['peak_rss_mb']:.0f} MB"
-              + (f", before {old['peak_rss_mb']:.0f} MB" if old else ""))
+        print("\n== memory: peak RSS in MB (this process / largest worker), by dump size")
+        print(f"  {'articles':>9} {'text MB':>8} | {'read 1w':>9} {f'read {n_workers}w':>13} | "
+              f"{'clean 1w':>9} {f'clean {n_workers}w':>13} | {'clean: input loaded':>19} {'working 1w':>10}")
+        for n in sizes:
+            r1, c1n = grid[("stream", n, 1)], grid[("clean", n, 1)]
+            rn, cnn = grid[("stream", n, n_workers)], grid[("clean", n, n_workers)]
+            pool_r = f"{rn['rss_parent_mb']:.0f}/{rn['rss_worker_mb']:.0f}" if n_workers > 1 else "-"
+            pool_c = f"{cnn['rss_parent_mb']:.0f}/{cnn['rss_worker_mb']:.0f}" if n_workers > 1 else "-"
+            print(f"  {n:>9} {c1n['input_text_mb']:>8.1f} | {r1['rss_parent_mb']:>9.0f} {pool_r:>13} | "
+                  f"{c1n['rss_parent_mb']:>9.0f} {pool_c:>13} | {c1n['rss_input_mb']:>19.0f} "
+                  f"{c1n['rss_parent_mb'] - c1n['rss_input_mb']:>10.0f}")
+        print("  (read: rows streamed; clean: its input frame is loaded first, 'working' = peak - loaded;"
+              " its output frame is part of the peak)")
+        if old:
+            print(f"  before, {full} articles: reader with rows kept {old['rss_parent_mb']:.0f} MB (ours "
+                  f"{new['rss_parent_mb']:.0f}), clean 1w {old_clean['rss_parent_mb']:.0f} MB "
+                  f"(working {old_clean['rss_parent_mb'] - old_clean['rss_input_mb']:.0f})")
+        print(f"\nload average at the end: {_load()}; benchmark took {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":

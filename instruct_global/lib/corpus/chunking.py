@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import regex
 
@@ -120,12 +120,15 @@ def chunk_text_with_counts(
     lang: Language | None = None,
     *,
     n_pieces: int | None = None,
+    line_pieces: Sequence[int] | None = None,
 ) -> list[tuple[str, int]]:
     """``chunk_text`` with each chunk's token count.
 
     With the approximate counter, pieces are counted once per unit and added up (units are
     joined by whitespace, which holds no piece), so packing is linear; any other counter is
-    asked about every candidate chunk, as before.
+    asked about every candidate chunk, as before. ``n_pieces`` (the text's pieces) and
+    ``line_pieces`` (those of each line of ``text.split("\\n")``) are counts the caller has
+    already; for a tidy text its paragraphs are its non-empty lines, so they are not counted again.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -134,9 +137,10 @@ def chunk_text_with_counts(
     if factor is not None:
         # A tidy text (stripped lines, at most one blank line between them) that fits the budget
         # is its own single chunk: packing its paragraphs would join them back into it.
-        if n_pieces is not None and math.ceil(n_pieces * factor) <= max_tokens and _is_tidy(text):
+        tidy = (n_pieces is not None or line_pieces is not None) and _is_tidy(text)
+        if tidy and n_pieces is not None and math.ceil(n_pieces * factor) <= max_tokens:
             return [(text, math.ceil(n_pieces * factor))] if text else []
-        return _chunk_additive(text, max_tokens, count, lang, factor)
+        return _chunk_additive(text, max_tokens, count, lang, factor, line_pieces if tidy else None)
     # (unit, text that joins it to the previous unit): a space inside a paragraph, the document's
     # own line break ("\n" or "\n\n") between paragraphs.
     units: list[tuple[str, str]] = []
@@ -169,21 +173,36 @@ def chunk_text_with_counts(
 
 
 def _chunk_additive(
-    text: str, max_tokens: int, count: TokenCounter, lang: Language | None, factor: float
+    text: str,
+    max_tokens: int,
+    count: TokenCounter,
+    lang: Language | None,
+    factor: float,
+    line_pieces: Sequence[int] | None = None,
 ) -> list[tuple[str, int]]:
-    """The same chunks as the general path, for the approximate counter, in linear time."""
+    """The same chunks as the general path, for the approximate counter, in linear time.
+
+    ``line_pieces``: the pieces of each line of a tidy ``text`` (then its paragraphs are its
+    non-empty lines, and the breaks between them one or two newlines), when the caller has them.
+    """
 
     def tokens(pieces: int) -> int:
         return math.ceil(pieces * factor)
 
     units: list[tuple[str, str, int]] = []  # (unit, joiner, pieces)
     parts = _PARAGRAPH_BREAK.split(text)
+    line = 0  # index in text.split("\n") of parts[i]
     for i in range(0, len(parts), 2):
+        if i:
+            line += parts[i - 1].count("\n")
         paragraph = parts[i].strip()
         if not paragraph:
             continue
         brk = "\n\n" if i == 0 or parts[i - 1].count("\n") > 1 else "\n"
-        n = len(_PIECE.findall(paragraph))
+        if line_pieces is not None and len(paragraph) == len(parts[i]):
+            n = line_pieces[line]
+        else:
+            n = len(_PIECE.findall(paragraph))
         if tokens(n) <= max_tokens:
             units.append((paragraph, brk, n))
             continue

@@ -6,25 +6,33 @@ wrong_language -> near_duplicate -> chunk under the token budget (long documents
 never dropped). Every drop is counted by reason and kept in ``rejects`` as the input row plus
 ``reason`` and a human-readable ``reason_detail``.
 
-Language ID and both duplicate checks judge the whole normalised document (LID reads its first
-~2,000 characters); its chunks inherit the document's ``lid_lang`` and ``lid_score``.
+Language ID and both duplicate checks judge the whole normalised document (LID reads a bounded
+sample, its first ~600 characters); its chunks inherit the document's ``lid_lang`` and
+``lid_score``.
 
 Between normalising and the filters, page furniture goes (``remove_furniture``): lines carrying
 the BBC service's page labels (BBC documents), and lines and line prefixes that recur across many
 documents of one source (``lib/corpus/furniture.py``); removed lines are counted by kind.
 
-Throughput: each document is tokenized once; normalising, language ID, MinHash signatures and
-chunking run per document and can run in ``workers`` processes over batches of documents, while
-the order-dependent decisions (duplicates: first occurrence wins) are taken in this process in
-input order, so the result is the same for any number of workers.
+Throughput and memory: two passes over batches of documents, each in ``workers`` processes.
+Pass 1 normalises and returns each document's furniture statistics as 64-bit hashes of its line
+keys (this process counts hashes, it never holds a second copy of the corpus as strings). Pass 2
+removes furniture, tokenizes each document once (line by line, so the chunker reuses the counts),
+identifies the language, computes the MinHash signature and the chunks. The order-dependent
+decisions (duplicates: first occurrence wins) are taken in this process in input order, so the
+result is the same for any number of workers; texts are released as they are handed out, and
+the near-duplicate index keeps about 2 KB per kept document.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import pickle
+import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +42,7 @@ import pandas as pd
 
 from instruct_global.languages import Language
 from instruct_global.lib.common.text_tokens import WORD_RE
-from instruct_global.lib.corpus.bbc_labels import label_matcher
+from instruct_global.lib.corpus.bbc_labels import LabelMatcher, label_matcher
 from instruct_global.lib.corpus.chunking import (
     DEFAULT_TOKEN_FACTOR,
     TokenCounter,
@@ -50,10 +58,13 @@ from instruct_global.lib.corpus.dedupe import (
 from instruct_global.lib.corpus.documents import DOCUMENT_COLUMNS
 from instruct_global.lib.corpus.furniture import (
     FURNITURE_KINDS,
+    DocumentKeys,
     FurnitureConfig,
-    RecurringFurniture,
-    learn_recurring,
-    remove_furniture,
+    RecurringCounter,
+    RecurringHashes,
+    document_keys,
+    recurring_report,
+    remove_furniture_hashed,
 )
 from instruct_global.lib.corpus.langid import LidResult, identify, lid_method_for
 from instruct_global.lib.corpus.normalise import normalise_text
@@ -71,6 +82,9 @@ DROP_REASONS = (
 )
 
 Verdict = tuple[bool, str | None]  # (keep, reason)
+# Whitespace as str.split sees it (str.isspace), less the space and the newline.
+_WHITESPACE_NOT_SPACE = re.compile("[\t\x0b\x0c\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,7 @@ class _Normalised:
     boilerplate_lines: int
     ftfy_changed: bool
     chars_in: int
+    keys: DocumentKeys | None  # what the document adds to its source's furniture statistics
 
 
 @dataclass
@@ -215,28 +230,54 @@ class _Facts:
     n_chars: int
     n_words: int
     length: Verdict
+    fingerprint: str
+    furniture: Counter[str]
+    furniture_names: dict[int, str]
     lid: LidResult | None = None
     signature: np.ndarray | None = None
     chunks: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _normalise_one(raw_text: object, drop_boilerplate: bool) -> _Normalised:
-    normalised = normalise_text(raw_text, drop_boilerplate=drop_boilerplate)
+def _normalise_one(raw_text: object, config: CleaningConfig) -> _Normalised:
+    normalised = normalise_text(raw_text, drop_boilerplate=config.remove_boilerplate)
     chars_in = len(raw_text) if isinstance(raw_text, str) else 0
-    return _Normalised(normalised.text, normalised.boilerplate_lines, normalised.ftfy_changed, chars_in)
+    keys = document_keys(normalised.text, config.furniture()) if config.remove_furniture else None
+    return _Normalised(normalised.text, normalised.boilerplate_lines, normalised.ftfy_changed, chars_in, keys)
 
 
-def _normalise_batch(texts: list[object], drop_boilerplate: bool) -> list[_Normalised]:
-    return [_normalise_one(t, drop_boilerplate) for t in texts]
+def _normalise_batch(texts: list[object], config: CleaningConfig) -> list[_Normalised]:
+    return [_normalise_one(t, config) for t in texts]
+
+
+@functools.cache
+def _labels(service: str | None) -> LabelMatcher | None:
+    return label_matcher(service)
 
 
 def _facts_one(
-    text: str, repeat: bool, lang: Language, config: CleaningConfig, near: MinHashSigner, count: TokenCounter
+    text: str,
+    repeat: bool,
+    furniture: tuple[RecurringHashes, LabelMatcher | None] | None,
+    lang: Language,
+    config: CleaningConfig,
+    near: MinHashSigner,
+    count: TokenCounter,
 ) -> _Facts:
-    """``repeat``: an earlier document has the same text, so this one can only be an exact
-    duplicate or fail the length filter as that one did; language ID and the rest are skipped."""
-    words = WORD_RE.findall(text)  # the document's one tokenization
-    facts = _Facts(n_chars=len(text), n_words=len(words), length=length_filter(text, config, len(words)))
+    """``repeat``: an earlier document of the same source had the same normalised text, so this
+    one can only be an exact duplicate or fail the length filter as that one did; language ID and
+    the rest are skipped."""
+    removed: Counter[str] = Counter()
+    names: dict[int, str] = {}
+    if furniture is not None:
+        text = remove_furniture_hashed(text, furniture[0], furniture[1], config.furniture(), removed, names)
+    # The document's one tokenization, line by line: the chunker's paragraphs are its lines.
+    lines = text.split("\n")
+    line_words = [WORD_RE.findall(line) for line in lines]
+    words = list(itertools.chain.from_iterable(line_words))
+    facts = _Facts(
+        n_chars=len(text), n_words=len(words), length=length_filter(text, config, len(words)),
+        fingerprint=text_fingerprint(text), furniture=removed, furniture_names=names,
+    )
     if not facts.length[0] or repeat:
         return facts
     facts.lid = identify(text, lang)
@@ -244,15 +285,39 @@ def _facts_one(
         return facts
     facts.signature = near.signature(words)
     # pieces of the approximate token count: word runs plus single non-space, non-word characters
-    pieces = len(words) + len("".join(text.split())) - sum(map(len, words))
-    facts.chunks = chunk_text_with_counts(text, config.max_tokens, count, lang, n_pieces=pieces)
+    if _WHITESPACE_NOT_SPACE.search(text) is None:  # normalised text: only " " between words
+        line_pieces = [
+            len(w) + len(line) - line.count(" ") - sum(map(len, w)) for line, w in zip(lines, line_words, strict=True)
+        ]
+    else:
+        line_pieces = [
+            len(w) + len("".join(line.split())) - sum(map(len, w)) for line, w in zip(lines, line_words, strict=True)
+        ]
+    facts.chunks = chunk_text_with_counts(
+        text, config.max_tokens, count, lang, n_pieces=sum(line_pieces), line_pieces=line_pieces
+    )
     return facts
 
 
-def _facts_batch(items: list[tuple[str, bool]], lang: Language, config: CleaningConfig) -> list[_Facts]:
+def _facts_batch(
+    items: list[tuple[str, bool, str]],
+    lang: Language,
+    config: CleaningConfig,
+    recurring: dict[str, RecurringHashes] | None,
+) -> list[_Facts]:
     signer = MinHashSigner(config.num_perm, config.shingle_size, config.minhash_seed)
     count = config.counter()
-    return [_facts_one(text, repeat, lang, config, signer, count) for text, repeat in items]
+    labels = _labels(lang.bbc_service)
+
+    def furniture(source: str) -> tuple[RecurringHashes, LabelMatcher | None] | None:
+        if recurring is None:
+            return None
+        # Service labels are BBC page chrome; Wikipedia may use the same words as real headings.
+        return recurring.get(source, RecurringHashes()), labels if source == "bbc" else None
+
+    return [
+        _facts_one(text, repeat, furniture(source), lang, config, signer, count) for text, repeat, source in items
+    ]
 
 
 class _Runner:
@@ -263,21 +328,31 @@ class _Runner:
         self.batch_size = batch_size
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn: Callable[..., list[Any]], items: Sequence[Any], *args: Any) -> Iterator[Any]:
-        # batches are cut as they are needed, so no second copy of the corpus is held
-        starts = range(0, len(items), self.batch_size)
-        batches = (list(items[i : i + self.batch_size]) for i in starts)
-        if self.workers <= 1 or len(starts) < 2:
-            for batch in batches:
+    def map(self, fn: Callable[..., list[Any]], items: Iterable[Any], *args: Any) -> Iterator[Any]:
+        """``fn(batch, *args)`` over batches of ``items`` cut as they are needed (so no second
+        copy of the corpus is held), at most a few batches per worker in flight."""
+        batches = _batched(items, self.batch_size)
+        first = next(batches, None)
+        if first is None:
+            return
+        second = next(batches, None)
+        if self.workers <= 1 or second is None:
+            for batch in itertools.chain((first,), () if second is None else (second,), batches):
                 yield from fn(batch, *args)
             return
         if self._pool is None:
             self._pool = new_pool(self.workers)
-        yield from ordered_map(self._pool, fn, batches, self.workers, *args)
+        yield from ordered_map(self._pool, fn, itertools.chain((first, second), batches), self.workers, *args)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _picklable(value: object) -> bool:
@@ -321,38 +396,54 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         seen_ids.add(doc_id)
         valid.append(pos)
 
-    raw_texts = docs["text"].tolist()
-    normalised = list(runner.map(_normalise_batch, [raw_texts[p] for p in valid], config.remove_boilerplate))
-    texts: list[str] = [n.text for n in normalised]
-    for n in normalised:
-        n.text = ""  # the counts stay; the text lives on in ``texts`` only
+    # Pass 1 (workers): normalise; each document's furniture statistics come back as hashes.
+    raw_texts = docs["text"]
+    sources = [str(s) for s in docs["source"].iloc[valid].fillna("").tolist()]
+    counters: dict[str, RecurringCounter] = {}
+    first_seen: set[tuple[str, bytes]] = set()
+    texts: list[str] = []
+    repeats: list[bool] = []
+    boilerplate_per_doc: list[int] = []
+    ftfy_repaired = chars_in = 0
+    for i, n in enumerate(runner.map(_normalise_batch, (raw_texts.iat[p] for p in valid), config)):
+        texts.append(n.text)
+        boilerplate_per_doc.append(n.boilerplate_lines)
+        ftfy_repaired += n.ftfy_changed
+        chars_in += n.chars_in
+        digest = n.keys.digest if n.keys is not None else text_fingerprint(n.text).encode()
+        # Same source, same normalised text: the same text after furniture removal, so an exact
+        # duplicate (or as short as the first); language ID is not needed for it.
+        repeats.append((sources[i], digest) in first_seen)
+        first_seen.add((sources[i], digest))
+        if n.keys is not None:
+            counters.setdefault(sources[i], RecurringCounter()).add(n.keys)
+    del first_seen
+    furniture_config = config.furniture()
+    recurring = {source: c.result(furniture_config) for source, c in counters.items()} if config.remove_furniture else None
+    del counters
 
-    furniture_counts: Counter[str] = Counter()
-    furniture_per_doc = [0] * len(valid)
-    recurring_report: dict[str, Any] = {}
-    if config.remove_furniture:
-        texts = _strip_furniture(docs, valid, texts, lang, config, furniture_counts, furniture_per_doc,
-                                 recurring_report)
-
-    # Fingerprints here, in input order: a text seen before needs no language ID in the workers.
-    fingerprints = [text_fingerprint(t) for t in texts]
-    first_seen: set[str] = set()
-    items: list[tuple[str, bool]] = []
-    for text, key in zip(texts, fingerprints, strict=True):
-        items.append((text, key in first_seen))
-        first_seen.add(key)
-    del texts, first_seen
+    # Pass 2 (workers): furniture, language ID, signatures, chunks; decisions here, in input order.
     exact = ExactDeduplicator()
     near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
+    furniture_counts: Counter[str] = Counter()
+    names: dict[int, str] = {}
     chars_out = 0
-    for i, facts in enumerate(runner.map(_facts_batch, items, lang, config)):
-        items[i] = ("", True)  # handed to the checks: memory is released as the corpus is worked through
-        pos, norm = valid[i], normalised[i]
+
+    def items() -> Iterator[tuple[str, bool, str]]:
+        for i in range(len(texts)):
+            text, texts[i] = texts[i], ""  # handed to the workers: released as the corpus is worked through
+            yield text, repeats[i], sources[i]
+
+    for i, facts in enumerate(runner.map(_facts_batch, items(), lang, config, recurring)):
+        pos = valid[i]
+        furniture_counts.update(facts.furniture)
+        names.update(facts.furniture_names)
         keep, reason = facts.length
         if not keep:
+            removed = sum(facts.furniture.values())
             detail = (
-                f"nothing left after cleaning ({norm.boilerplate_lines} boilerplate lines removed"
-                + (f", {furniture_per_doc[i]} furniture lines" if furniture_per_doc[i] else "") + ")"
+                f"nothing left after cleaning ({boilerplate_per_doc[i]} boilerplate lines removed"
+                + (f", {removed} furniture lines" if removed else "") + ")"
                 if reason == "empty_after_cleaning"
                 else f"{facts.n_chars} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
                 f"{config.min_words} words"
@@ -360,7 +451,7 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
             reject(pos, str(reason), detail)
             continue
         doc_id = _as_doc_id(docs["doc_id"].iat[pos])
-        if (first := exact.duplicate_of_fingerprint(doc_id, fingerprints[i])) is not None:
+        if (first := exact.duplicate_of_fingerprint(doc_id, facts.fingerprint)) is not None:
             reject(pos, "exact_duplicate", f"same text as doc_id {first}")
             continue
         lid = facts.lid
@@ -379,6 +470,10 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         for index, (chunk, n_tokens) in enumerate(facts.chunks):
             chunk_rows.append((pos, chunk, index, len(facts.chunks), n_tokens, lid))
 
+    report = {
+        source or "unknown": recurring_report(r, names)
+        for source, r in sorted((recurring or {}).items()) if r
+    }
     clean = _build_clean(docs, chunk_rows)
     rejects = _build_rejects(docs, rejected)
     n_tokens = clean["n_tokens"]
@@ -394,12 +489,12 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         "tokens_max_per_chunk": int(n_tokens.max()) if len(clean) else 0,
         "token_budget": config.max_tokens,
         "token_counter": config.counter_name(),
-        "boilerplate_lines_removed": sum(n.boilerplate_lines for n in normalised),
+        "boilerplate_lines_removed": sum(boilerplate_per_doc),
         "furniture_lines_removed": sum(furniture_counts.values()),
         "furniture_lines_by_kind": {k: furniture_counts.get(k, 0) for k in FURNITURE_KINDS},
-        "recurring_furniture": recurring_report,
-        "ftfy_repaired_documents": sum(n.ftfy_changed for n in normalised),
-        "chars_in": sum(n.chars_in for n in normalised),
+        "recurring_furniture": report,
+        "ftfy_repaired_documents": ftfy_repaired,
+        "chars_in": chars_in,
         "chars_kept": chars_out,
         "lid_method": lid_method_for(lang),
         "min_lid_score": config.min_lid_score,
@@ -410,37 +505,6 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         "workers": runner.workers,
     }
     return CleaningResult(clean, rejects, drops, lid_method_for(lang), stats)
-
-
-def _strip_furniture(
-    docs: pd.DataFrame,
-    valid: list[int],
-    texts: list[str],
-    lang: Language,
-    config: CleaningConfig,
-    counts: Counter[str],
-    per_doc: list[int],
-    report: dict[str, Any],
-) -> list[str]:
-    """Texts without service labels (BBC documents) and lines recurring across their source."""
-    furniture_config = config.furniture()
-    sources = [str(s) for s in docs["source"].iloc[valid].fillna("").tolist()]
-    recurring: dict[str, RecurringFurniture] = {}
-    for source in sorted(set(sources)):
-        learnt = learn_recurring((t for t, s in zip(texts, sources, strict=True) if s == source), furniture_config)
-        recurring[source] = learnt
-        if learnt.lines or learnt.prefixes:
-            report[source or "unknown"] = learnt.as_dict()
-    labels = label_matcher(lang.bbc_service)
-    out: list[str] = []
-    for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
-        doc_counts: Counter[str] = Counter()
-        # Service labels are BBC page chrome; Wikipedia may use the same words as real headings.
-        out.append(remove_furniture(text, recurring[source], labels if source == "bbc" else None,
-                                    furniture_config, doc_counts))
-        per_doc[i] = sum(doc_counts.values())
-        counts.update(doc_counts)
-    return out
 
 
 def _build_clean(docs: pd.DataFrame, rows: list[tuple[int, str, int, int, int, LidResult]]) -> pd.DataFrame:

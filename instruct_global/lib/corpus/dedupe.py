@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
+from datasketch.lsh import _optimal_param
 
 from instruct_global.lib.common.text_tokens import WORD_RE
 
@@ -121,6 +122,16 @@ class MinHashSigner:
 
 
 class NearDeduplicator:
+    """First-seen-wins near-duplicate index over MinHash signatures, compact in memory.
+
+    Banding as datasketch's ``MinHashLSH`` chooses it for the (lowered) threshold, so the same
+    pairs become candidates; each candidate is confirmed by the Jaccard estimate. The index keeps
+    one uint32 signature row per kept document and one 64-bit key per band (a hash of the band's
+    values), about 2 KB per document instead of datasketch's MinHash objects and byte-string
+    tables. Two different bands hashing alike only add a candidate, which the estimate then
+    judges, so no pair is dropped that the estimate puts below the threshold.
+    """
+
     def __init__(
         self, threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 5, seed: int = 1
     ) -> None:
@@ -133,11 +144,22 @@ class NearDeduplicator:
         # LSH banding tuned at the decision threshold misses a fair share of pairs just above it;
         # tuning it lower and confirming each candidate by its Jaccard estimate keeps recall high
         # without dropping anything below the threshold.
-        self._lsh = MinHashLSH(threshold=max(0.05, threshold * _LSH_RECALL_FACTOR), num_perm=num_perm)
-        self._hashes: dict[str, MinHash] = {}
-        self._order: dict[str, int] = {}
+        self.bands, self.rows = _optimal_param(max(0.05, threshold * _LSH_RECALL_FACTOR), num_perm, 0.5, 0.5)
         self._signer = MinHashSigner(num_perm, shingle_size, seed)
         self._permutations = self._signer.permutations
+        self._band_salt = np.arange(1, self.bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        self._buckets: dict[int, int | list[int]] = {}  # band key -> row(s) of the kept documents
+        self._sigs = np.empty((64, num_perm), dtype=np.uint32)
+        self._ids: list[str] = []
+        self._known: set[str] = set()
+
+    def _band_keys(self, signature: np.ndarray) -> list[int]:
+        bands = signature[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
+        h = self._band_salt.copy()
+        for j in range(self.rows):
+            h = (h ^ bands[:, j]) * _POLY
+            h ^= h >> np.uint64(31)
+        return h.tolist()
 
     def signature(self, words: Sequence[str]) -> np.ndarray:
         """MinHash values (uint32, ``num_perm``) of the word shingles of ``words``."""
@@ -160,19 +182,40 @@ class NearDeduplicator:
         return self.duplicate_of_signature(doc_id, self.signature(WORD_RE.findall(text)))
 
     def duplicate_of_signature(self, doc_id: str, signature: np.ndarray) -> tuple[str, float] | None:
-        m = self.minhash_of_signature(signature)
+        signature = np.asarray(signature, dtype=np.uint32)
+        keys = self._band_keys(signature)
+        rows: set[int] = set()
+        for key in keys:
+            found = self._buckets.get(key)
+            if found is not None:
+                rows.update(found) if isinstance(found, list) else rows.add(found)
         best: tuple[str, float] | None = None
-        for other in self._lsh.query(m):
-            jaccard = float(m.jaccard(self._hashes[other]))
-            if jaccard < self.threshold:
-                continue
-            if best is None or (jaccard, -self._order[other]) > (best[1], -self._order[best[0]]):
-                best = (other, jaccard)
-        if best is None and doc_id not in self._hashes:
-            self._lsh.insert(doc_id, m)
-            self._hashes[doc_id] = m
-            self._order[doc_id] = len(self._order)
+        if rows:
+            order = sorted(rows)  # earliest first: ties go to the first-seen document
+            estimates = (self._sigs[order] == signature).mean(axis=1)
+            for row, jaccard in zip(order, estimates.tolist(), strict=True):
+                if jaccard >= self.threshold and (best is None or jaccard > best[1]):
+                    best = (self._ids[row], jaccard)
+        if best is None and doc_id not in self._known:
+            self._add(doc_id, signature, keys)
         return best
+
+    def _add(self, doc_id: str, signature: np.ndarray, keys: list[int]) -> None:
+        row = len(self._ids)
+        if row == len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.empty_like(self._sigs)])
+        self._sigs[row] = signature
+        self._ids.append(doc_id)
+        self._known.add(doc_id)
+        for key in keys:
+            found = self._buckets.get(key)
+            if found is None:
+                self._buckets[key] = row
+            elif isinstance(found, list):
+                if found[-1] != row:
+                    found.append(row)
+            elif found != row:
+                self._buckets[key] = [found, row]
 
     def check(self, doc_id: str, text: str) -> tuple[bool, str | None]:
         return (True, None) if self.duplicate_of(doc_id, text) is None else (False, "near_duplicate")

@@ -18,9 +18,13 @@ furniture. Pure Python; no dagster import.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
 
 from instruct_global.lib.corpus.bbc_labels import LabelMatcher
 
@@ -147,3 +151,180 @@ def remove_furniture(
         if line.strip() or (out and out[-1].strip()):
             out.append(line)
     return "\n".join(out).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The same statistics as learn_recurring / remove_furniture, in a form for large corpora: what a
+# document contributes is computed where it is normalised (a worker process) as 64-bit hashes of
+# its line keys and prefixes, this process only counts hashes (8 bytes per document and distinct
+# line, not a second copy of the corpus as strings), and removal matches lines by hash.
+# ---------------------------------------------------------------------------------------------
+
+
+_HASH_KEY = "instruct-global-"  # 16 characters: the SipHash key of pandas, fixed so every process agrees
+
+
+def hash_keys(keys: list[str]) -> np.ndarray:
+    """64-bit hashes (uint64) of line keys or prefixes, one vectorised call, the same in every
+    process (unlike ``hash``)."""
+    if not keys:
+        return np.empty(0, dtype=np.uint64)
+    return pd.util.hash_array(np.array(keys, dtype=object), hash_key=_HASH_KEY, categorize=False)
+
+
+def key_hash(key: str) -> int:
+    return int(hash_keys([key])[0])
+
+
+# What str.split treats as whitespace, other than the space and the newline.
+_OTHER_WHITESPACE = re.compile("[\t\x0b\x0c\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+
+
+def line_keys(text: str) -> list[str]:
+    """``_key`` of every line of ``text`` ("" for blank lines), folding the text once when it is
+    tidy (single spaces, no space at a line's ends: then ``" ".join(line.split())`` is the line)."""
+    if "  " in text or "\n " in text or " \n" in text or text[:1] == " " or text[-1:] == " " or (
+        _OTHER_WHITESPACE.search(text)
+    ):
+        return [_key(line) for line in text.split("\n")]
+    folded = text.casefold()  # character by character, so line by line too
+    if "’" in folded:
+        folded = folded.replace("’", "'")
+    return [line.rstrip(" :：፡") for line in folded.split("\n")]
+
+
+@dataclass(frozen=True)
+class DocumentKeys:
+    """What one document adds to its source's statistics."""
+
+    digest: bytes  # of the whole text: exact duplicates count once
+    lines: bytes  # uint64 hashes of its distinct line keys
+    prefixes: bytes  # uint64 hashes of its distinct short-line prefixes
+
+
+def document_keys(text: str, config: FurnitureConfig) -> DocumentKeys:
+    keys = set(line_keys(text))
+    keys.discard("")
+    prefixes = {
+        p for k in keys
+        if k.count(" ") < config.max_line_words and (p := line_prefix(k, config.max_prefix_words)) is not None
+    }
+    return DocumentKeys(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(),
+        hash_keys(list(keys)).tobytes(),
+        hash_keys(list(prefixes)).tobytes(),
+    )
+
+
+@dataclass(frozen=True)
+class RecurringHashes:
+    """The recurring lines and prefixes of one source, as key hashes -> documents."""
+
+    documents: int = 0
+    lines: dict[int, int] = field(default_factory=dict)
+    prefixes: dict[int, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines or self.prefixes)
+
+
+class RecurringCounter:
+    """Counts one source's line and prefix hashes over its documents (duplicates once)."""
+
+    _FLUSH = 4096  # documents between merges of the per-document arrays
+
+    def __init__(self) -> None:
+        self.documents = 0
+        self._seen: set[bytes] = set()
+        self._pending: tuple[list[bytes], list[bytes]] = ([], [])
+        self._lines: list[np.ndarray] = []
+        self._prefixes: list[np.ndarray] = []
+
+    def add(self, keys: DocumentKeys) -> None:
+        if keys.digest in self._seen:
+            return
+        self._seen.add(keys.digest)
+        self.documents += 1
+        self._pending[0].append(keys.lines)
+        self._pending[1].append(keys.prefixes)
+        if len(self._pending[0]) >= self._FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        lines, prefixes = self._pending
+        if lines:
+            self._lines.append(np.frombuffer(b"".join(lines), dtype=np.uint64))
+            self._prefixes.append(np.frombuffer(b"".join(prefixes), dtype=np.uint64))
+        self._pending = ([], [])
+
+    def result(self, config: FurnitureConfig) -> RecurringHashes:
+        self._flush()
+        needed = max(config.min_docs, config.min_share * self.documents)
+
+        def recurring(parts: list[np.ndarray]) -> dict[int, int]:
+            if not parts:
+                return {}
+            values, counts = np.unique(np.concatenate(parts), return_counts=True)
+            keep = counts >= needed
+            return dict(zip(values[keep].tolist(), counts[keep].tolist(), strict=True))
+
+        return RecurringHashes(self.documents, recurring(self._lines), recurring(self._prefixes))
+
+
+def remove_furniture_hashed(
+    text: str,
+    recurring: RecurringHashes,
+    labels: LabelMatcher | None,
+    config: FurnitureConfig,
+    counts: Counter[str],
+    names: dict[int, str],
+) -> str:
+    """``remove_furniture`` with ``recurring`` as hashes; the keys of removed recurring lines and
+    prefixes go to ``names`` (hash -> text), for the report."""
+    if labels is None and not recurring:
+        return text  # nothing can match: the text stays as it is (normalised text is tidy)
+    lines = text.split("\n")
+    keys = line_keys(text) if recurring else [""] * len(lines)
+    hashes = hash_keys(keys).tolist() if recurring else []
+    short_prefix: dict[int, str] = {}  # line -> its prefix, for short lines with one
+    if recurring.prefixes:
+        for i, key in enumerate(keys):
+            if key and key.count(" ") < config.max_line_words:
+                prefix = line_prefix(key, config.max_prefix_words)
+                if prefix is not None:
+                    short_prefix[i] = prefix
+    prefix_hashes = dict(zip(short_prefix, hash_keys(list(short_prefix.values())).tolist(), strict=True))
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        kind = None
+        if line.strip():
+            # The report names every recurring key it counts, whatever removed its lines.
+            is_line = bool(keys[i]) and hashes[i] in recurring.lines
+            is_prefix = i in prefix_hashes and prefix_hashes[i] in recurring.prefixes
+            if is_line:
+                names[hashes[i]] = keys[i]
+            if is_prefix:
+                names[prefix_hashes[i]] = short_prefix[i]
+            if labels is not None and labels.is_furniture(line):
+                kind = "service_label"
+            elif is_line:
+                kind = "recurring_line"
+            elif is_prefix:
+                kind = "recurring_prefix"
+        if kind is None:
+            kept.append(line)
+        else:
+            counts[kind] += 1
+    out: list[str] = []
+    for line in kept:  # no runs of blank lines where furniture stood
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def recurring_report(recurring: RecurringHashes, names: dict[int, str], top: int = 10) -> dict[str, object]:
+    """``RecurringFurniture.as_dict`` for hashed statistics (keys never seen removed are left out)."""
+    def named(counts: dict[int, int]) -> dict[str, int]:
+        return {names[h]: n for h, n in counts.items() if h in names}
+
+    return RecurringFurniture(recurring.documents, named(recurring.lines), named(recurring.prefixes)).as_dict(top)

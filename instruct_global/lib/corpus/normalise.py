@@ -138,7 +138,16 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 # U+205F, U+3000.
 _ZS_NOT_SPACE = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 _HSPACE = re.compile(f"[\t {_ZS_NOT_SPACE}]+")
-_NEEDS_HSPACE = re.compile(f"[\t{_ZS_NOT_SPACE}]|  |^ | $", re.MULTILINE)
+_HSPACE_ODD = re.compile(f"[\t{_ZS_NOT_SPACE}]")
+
+
+def _needs_hspace(text: str) -> bool:
+    """A tab or odd space, a double space, or a space at a line's start or end (substring tests
+    in C instead of one regex alternation tried at every character)."""
+    return (
+        "  " in text or "\n " in text or " \n" in text or text.startswith(" ") or text.endswith(" ")
+        or _HSPACE_ODD.search(text) is not None
+    )
 
 # --- boilerplate --------------------------------------------------------------------------
 # Matched as whole words in short lines (casefolded). The service-language strings are our best
@@ -188,6 +197,9 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> regex.Pattern[str]:
 
 _NAV_RE = _phrase_pattern(_NAV_PHRASES)
 _NOTICE_RE = _phrase_pattern(_NOTICE_PHRASES)
+# The phrases as plain substrings: a line holding none of them cannot match the patterns above.
+_NAV_LITERALS = tuple(p.strip() for p in _NAV_PHRASES)
+_NOTICE_LITERALS = tuple(p.strip() for p in _NOTICE_PHRASES)
 _COPYRIGHT = regex.compile(r"(?:^|\s)(?:©|\(c\)\s*\d{4})|^\s*copyright\b", regex.IGNORECASE)
 _MENU_SEPARATORS = regex.compile(r"\s*[|•·»›◦▪]\s*")
 _MENU_SEPARATORS_PRESENT = re.compile(r"[|•·»›◦▪]")
@@ -292,7 +304,7 @@ def clean_whitespace(text: str) -> str:
     if _WS_TRIGGERS.search(text):  # most text has none of these characters
         text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
         text = _CONTROL.sub("", text)
-    if _NEEDS_HSPACE.search(text):
+    if _needs_hspace(text):
         lines = [_HSPACE.sub(" ", line).strip() for line in text.split("\n")]
         out: list[str] = []
         for line in lines:
@@ -300,12 +312,28 @@ def clean_whitespace(text: str) -> str:
                 out.append(line)
         return "\n".join(out).strip()
     # Lines are already stripped and single-spaced: only runs of blank lines can change.
-    return _BLANK_RUNS.sub("\n\n", text).strip()
+    return (_BLANK_RUNS.sub("\n\n", text) if "\n\n\n" in text else text).strip()
+
+
+_WORD_CLASS = WORD_RE.pattern.removesuffix("+")  # "[\p{L}\p{M}\p{N}]": one word character
+assert _WORD_CLASS.startswith("[") and _WORD_CLASS.endswith("]"), WORD_RE.pattern
+
+
+@functools.cache
+def _at_least_words(k: int) -> regex.Pattern[str]:
+    # Possessive: a word is never split to make up the count, so a match means k WORD_RE words.
+    return regex.compile(f"(?:[^{_WORD_CLASS[1:]}*+{_WORD_CLASS}++){{{k}}}")
+
+
+def has_words(line: str, k: int) -> bool:
+    """``len(WORD_RE.findall(line)) >= k`` in one bounded match: the line tests only need to know
+    whether a line is under a few words, and a long paragraph is then not tokenized whole."""
+    return _at_least_words(k).match(line) is not None
 
 
 def _is_short_plain(line: str, n_words: int | None = None) -> bool:
-    n = len(WORD_RE.findall(line)) if n_words is None else n_words
-    return 1 <= n <= 3 and not _SENTENCE_END.search(line)
+    short = (has_words(line, 1) and not has_words(line, 4)) if n_words is None else 1 <= n_words <= 3
+    return short and not _SENTENCE_END.search(line)
 
 
 def _may_hold_url(text: str) -> bool:
@@ -314,31 +342,57 @@ def _may_hold_url(text: str) -> bool:
     return "@" in text or "://" in text or "www." in text.lower()
 
 
+def _may_hold_notice(text: str, folded: str) -> bool:
+    # What _COPYRIGHT or _NOTICE_RE cannot match without: "©", "(c)" (no other character
+    # case-folds to c), "opyr" (nor to o, p, y or r), or one of the notice phrases as a substring.
+    return "©" in text or "(c)" in folded or "opyr" in folded or any(p in folded for p in _NOTICE_LITERALS)
+
+
+def _may_hold_nav(folded: str) -> bool:
+    return any(p in folded for p in _NAV_LITERALS)
+
+
 def is_boilerplate_line(line: str, n_words: int | None = None) -> bool:
     """Language-agnostic line tests plus a small multilingual phrase list.
 
-    ``n_words`` is the line's WORD_RE count when the caller has it already.
+    ``n_words`` is the line's WORD_RE count when the caller has it already; otherwise words are
+    counted only where a test needs the count, and only up to the count that test looks at.
+    The phrase regexes (whole words only) run only on lines that hold a phrase as a substring.
     """
+    return _is_boilerplate(line, n_words, True, True, True, True)
+
+
+def _is_boilerplate(line: str, n_words: int | None, url: bool, notice: bool, nav: bool, menu: bool) -> bool:
+    """``is_boilerplate_line``; a test whose flag is False is known not to match (see
+    ``remove_boilerplate``: what a line holds, its document holds)."""
     stripped = line.strip()
     if not stripped:
         return False
     if not _LETTER.search(stripped):
         return True  # separators, bare numbers, dates, emoji rows
-    if n_words is None:
-        n_words = len(WORD_RE.findall(stripped))
-    if _may_hold_url(stripped):
+    if url and _may_hold_url(stripped):
         url_chars = sum(len(m) for m in _URL.findall(stripped))
         if url_chars / len(stripped) > 0.5:
             return True
-    lowered = stripped.casefold()
-    if n_words <= _NOTICE_MAX_WORDS and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered)):
-        return True
-    if n_words <= _NAV_MAX_WORDS and _NAV_RE.search(lowered):
-        return True
-    if not _MENU_SEPARATORS_PRESENT.search(stripped):
+    if notice or nav:
+        lowered = stripped.casefold()
+
+        def at_most(limit: int) -> bool:
+            return n_words <= limit if n_words is not None else not has_words(stripped, limit + 1)
+
+        if (
+            notice
+            and at_most(_NOTICE_MAX_WORDS)
+            and _may_hold_notice(stripped, lowered)
+            and (_COPYRIGHT.search(stripped) or _NOTICE_RE.search(lowered))
+        ):
+            return True
+        if nav and at_most(_NAV_MAX_WORDS) and _may_hold_nav(lowered) and _NAV_RE.search(lowered):
+            return True
+    if not menu or not _MENU_SEPARATORS_PRESENT.search(stripped):
         return False  # one item: not a menu
     items = [i for i in _MENU_SEPARATORS.split(stripped) if i]
-    return len(items) >= 3 and all(len(WORD_RE.findall(i)) <= 3 for i in items)
+    return len(items) >= 3 and not any(has_words(i, 4) for i in items)
 
 
 def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
@@ -350,14 +404,17 @@ def _drop_menu_run(run: list[int], drop: list[bool]) -> None:
 def remove_boilerplate(text: str) -> tuple[str, int]:
     """Drop boilerplate lines and menu blocks; return the text and how many lines went."""
     lines = text.split("\n")
-    # Words are counted once per line; every test below reuses the count.
-    words = [len(WORD_RE.findall(line)) for line in lines]
-    drop = [is_boilerplate_line(line, n) for line, n in zip(lines, words, strict=True)]
+    # Tests that cannot match anywhere in the document are not tried on each line: a line is a
+    # substring of the text, and case folding maps character by character.
+    folded = text.casefold()
+    url, notice, nav = _may_hold_url(text), _may_hold_notice(text, folded), _may_hold_nav(folded)
+    menu = _MENU_SEPARATORS_PRESENT.search(text) is not None
+    drop = [_is_boilerplate(line, None, url, notice, nav, menu) for line in lines]
     # Runs of short unpunctuated lines read as navigation menus. A blank line ends a run, so a
     # heading set off after a menu is not swallowed by it.
     run: list[int] = []
     for i, line in enumerate(lines):
-        if line.strip() and _is_short_plain(line, words[i]) and not drop[i]:
+        if line.strip() and not drop[i] and _is_short_plain(line):
             run.append(i)
             continue
         _drop_menu_run(run, drop)
@@ -374,13 +431,19 @@ def normalise_text(text: object, *, drop_boilerplate: bool = True) -> Normalised
         return NormalisedText("", 0, False)
     raw = text if isinstance(text, str) else str(text)
     raw_nfc = _nfc(raw)
-    fixed = raw_nfc if _ftfy_is_noop(raw) else ftfy.fix_text(raw, config=_FTFY_CONFIG)
+    ftfy_noop = _ftfy_is_noop(raw)
+    fixed = raw_nfc if ftfy_noop else ftfy.fix_text(raw, config=_FTFY_CONFIG)
     ftfy_changed = fixed != raw_nfc
-    cleaned = clean_whitespace(strip_markup(fixed))
+    unmarked = strip_markup(fixed)
+    # The text is NFC here when ftfy did not run. If no markup came out and no invisible or
+    # control character is removed below, what follows only splits and joins lines and collapses
+    # spaces (starters that compose with nothing), so the result is NFC without a second pass.
+    still_nfc = ftfy_noop and unmarked == fixed and _WS_TRIGGERS.search(unmarked) is None
+    cleaned = clean_whitespace(unmarked)
     removed = 0
     if drop_boilerplate:
         cleaned, removed = remove_boilerplate(cleaned)
-    return NormalisedText(_nfc(cleaned), removed, ftfy_changed)
+    return NormalisedText(cleaned if still_nfc else _nfc(cleaned), removed, ftfy_changed)
 
 
 def _nfc(text: str) -> str:
