@@ -56,3 +56,21 @@ def outside_service_retry(env: Mapping[str, str] = os.environ) -> RetryPolicy:
     retries = int(env.get("INSTRUCT_GLOBAL_STEP_RETRIES", "2") or 0)
     delay = float(env.get("INSTRUCT_GLOBAL_STEP_RETRY_DELAY_S", "60") or 0)
     return RetryPolicy(max_retries=retries, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def call_snapshot(resource: object) -> dict[str, float]:
+    """The resource's call counters now (LLM or translator), to compare after a stage."""
+    return dict(resource.stats().as_dict())  # type: ignore[attr-defined]
+
+
+def fail_if_every_call_failed(resource: object, before: Mapping[str, float], stage: str) -> None:
+    """A stage whose every request failed (a revoked key, a server gone) fails: it must not succeed with
+    nothing. Its answers so far are cached, so the retry pays only for what failed."""
+    now = resource.stats().as_dict()  # type: ignore[attr-defined]
+    sent, failed = now["calls"] - before["calls"], now["failures"] - before["failures"]
+    if sent and failed >= sent and now["cache_hits"] == before["cache_hits"]:
+        name = getattr(resource, "backend_name", type(resource).__name__)
+        raise RuntimeError(
+            f"{stage}: every one of the {sent} requests to the {name} backend failed (the rejects and the "
+            "log give the errors); check its key, model name and server, then re-run"
+        )

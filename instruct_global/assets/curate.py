@@ -28,7 +28,9 @@ from pydantic import Field
 
 from instruct_global.assets.common import (
     call_metadata,
+    call_snapshot,
     drop_metadata,
+    fail_if_every_call_failed,
     outside_service_retry,
     rejects_metadata,
 )
@@ -146,6 +148,7 @@ def backtranslated_pairs(
     translator: TranslatorResource, clean_documents: pd.DataFrame,
 ):
     llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
+    before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     selection = select_segments(clean_documents, SegmentSettings(
         min_tokens=config.min_tokens, max_tokens=config.max_tokens, max_per_document=config.max_per_document,
@@ -164,6 +167,7 @@ def backtranslated_pairs(
         to_target=to_target, generator=generator,
         translator=_translator_description(translator) if _needs_translator(settings) else "",
     )
+    fail_if_every_call_failed(llm, before, "backtranslated_pairs")
     pairs = result.rows
     if not selection.segments.empty and pairs.empty:
         context.log.warning(f"{lang.name}: no pair survived from {len(selection.segments)} segments: "
@@ -235,6 +239,7 @@ def curated_pairs(
     translator: TranslatorResource, backtranslated_pairs: pd.DataFrame,
 ):
     judge_llm.require_ready()
+    before = call_snapshot(judge_llm)
     lang = partition_language(context.partition_key)
     settings = CurationSettings(threshold=config.threshold, temperature=config.judge_temperature,
                                 max_tokens=config.judge_max_tokens,
@@ -243,6 +248,7 @@ def curated_pairs(
                            {"temperature": settings.temperature, "max_tokens": settings.max_tokens,
                             "threshold": settings.threshold})
     first = curate(backtranslated_pairs, lang.name, judge_llm.complete, settings, judge=judge)
+    fail_if_every_call_failed(judge_llm, before, "curated_pairs")
     rounds, rejects = [first.kept], [first.rejects]
     scores, reasons, judged = Counter(first.scores), Counter(first.reasons), first.judged
     if config.iterations == 2 and not backtranslated_pairs.empty:

@@ -10,7 +10,9 @@ from pydantic import Field
 
 from instruct_global.assets.common import (
     call_metadata,
+    call_snapshot,
     drop_metadata,
+    fail_if_every_call_failed,
     outside_service_retry,
     rejects_metadata,
 )
@@ -78,6 +80,7 @@ def skeleton_questions(
     context: AssetExecutionContext, config: SkeletonConfig, llm: LLMResource, source_records: pd.DataFrame
 ):
     llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
+    before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     specs = dataset_specs(source_records)
     quotas = dataset_quotas(specs, normalise_mix(config.category_mix), config.dataset_size)
@@ -88,6 +91,7 @@ def skeleton_questions(
     )
     if result.shortfall:
         context.log.warning(f"datasets short of templates after {config.max_attempts} attempts: {result.shortfall}")
+    fail_if_every_call_failed(llm, before, "skeleton_questions")
     templates = result.templates
     yield Output(templates, output_name="skeleton_questions", metadata={
         "templates": len(templates),
@@ -119,6 +123,7 @@ def skeleton_questions(
 )
 def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstructConfig, llm: LLMResource):
     llm.require_ready()
+    before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     seeds = load_seed_tasks(Path(config.seed_tasks_path))
     settings = SelfInstructSettings(
@@ -131,6 +136,7 @@ def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstr
         json_schema=llm.enforces_json_schema if config.json_schema is None else config.json_schema,
     )
     result = run_self_instruct(seeds, lang, llm.complete, settings, normalise_mix(config.category_mix))
+    fail_if_every_call_failed(llm, before, "self_instruct_instructions")
     kept = result.instructions
     if len(kept) < config.target_count:
         context.log.warning(

@@ -177,18 +177,16 @@ def test_runs_with_sentinel_keys_leak_nothing(tmp_path: Path, servers) -> None:
     assert (data / "instruction_dataset" / "yor.card.md").exists()
 
     # the same job again on a fresh instance and data dir, every provider answering 401 with the key
-    # echoed in the error body (as a careless proxy does): each call fails, is counted as a drop with
-    # the provider's message kept for inspection, and that message is searched too
+    # echoed in the error body (as a careless proxy does): every call fails, so the step fails (it
+    # must not succeed with nothing), and its error text, the logs and the event log are searched too
     generator.fail_next(Fault.unauthorized(), times=10_000)
     judge.fail_next(Fault.unauthorized(), times=10_000)
     before = generator.counts["messages"]
     failed = _execute(tmp_path, tmp_path / "home_failed", tmp_path / "data_failed", env)
     failed_out = failed.stdout + failed.stderr
     assert generator.counts["messages"] > before  # the 401s were answered ...
-    assert "call_error" in failed_out  # ... and counted, not swallowed
-    rejects = pd.read_parquet(tmp_path / "data_failed" / "backtranslation_rejects" / "yor.parquet")
-    details = " ".join(str(v) for v in rejects.to_numpy().ravel())
-    assert "401" in details and "[REDACTED]" in details  # the echoed key was there, and was masked
+    assert failed.returncode != 0 and "every one of the" in failed_out  # ... and the step failed on them
+    # the echoed key sat in every 401 body; the leak search below covers what the failed run wrote and printed
 
     leaks = leaks_in_files(home, data, tmp_path / "home_failed", tmp_path / "data_failed")
     leaks_out = leaks_in_text(ok.stdout + ok.stderr + failed.stdout + failed.stderr)
