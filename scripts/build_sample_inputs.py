@@ -3,7 +3,9 @@
 Odd-numbered documents become articles of a small Wikipedia dump in the real MediaWiki export
 schema (data/samples/wikipedia/<wiki>wiki-sample-pages-articles.xml.bz2); even-numbered ones
 become saved pages in the BBC page structure (data/samples/bbc/<service>/<id>.html) with the
-navigation, "related" blocks and banners the extractor must drop. The sample job then runs the
+navigation, "related" blocks and banners the extractor must drop; a document's own furniture
+lines (sample-012's menu, share, related, follow, cookie and footer lines) go into such blocks
+too, each line of the page in its own element. The sample job then runs the
 same dump parser and article extractor as a live run.
 
     .venv/bin/python scripts/build_sample_inputs.py
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from instruct_global.languages import get_language  # noqa: E402
+from instruct_global.lib.corpus.normalise import is_boilerplate_line  # noqa: E402
 
 SAMPLES = ROOT / "data" / "samples"
 EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"
@@ -108,9 +111,45 @@ PAGE = """<!DOCTYPE html>
 """
 
 
+def _furniture_block(line: str, service: str) -> str:
+    """The element a real BBC page keeps a furniture line in: the menu in a nav, share buttons in
+    their own block, related topics and "follow us" in asides, the cookie notice in its banner,
+    the copyright and a bare URL in the footer."""
+    text = html.escape(line)
+    lowered = line.casefold()
+    if "|" in line:
+        items = "".join(
+            f'<li><a href="/{service}/topics/m{i}">{html.escape(item.strip())}</a></li>'
+            for i, item in enumerate(line.split("|")) if item.strip()
+        )
+        return f"<nav><ul>{items}</ul></nav>"
+    if line.startswith("©") or "://" in line:
+        return f"<footer><p>{text}</p></footer>"
+    if "cookie" in lowered or "vidakuzi" in lowered:
+        return f'<div class="cookie-banner" id="consent-notice"><p>{text}</p></div>'
+    if lowered.startswith("share"):
+        return f'<div data-component="share-tools"><button type="button">{text}</button></div>'
+    return f"<aside><h2>{text}</h2></aside>"
+
+
+def _page_body(text: str, service: str) -> str:
+    # Every line is its own block, as on a real page: prose lines in <p>, furniture lines (what the
+    # cleaner's line filter calls boilerplate) where a real page keeps them. One <p> for a whole
+    # paragraph would join its furniture lines to the prose, and nothing would remove them.
+    blocks = []
+    for line in (line.strip() for line in text.split("\n")):
+        if not line:
+            continue
+        block = _furniture_block(line, service) if is_boilerplate_line(line) else f"<p>{html.escape(line)}</p>"
+        if blocks and blocks[-1].endswith("</footer>") and block.startswith("<footer>"):
+            block = blocks.pop().removesuffix("</footer>") + block.removeprefix("<footer>")  # one footer
+        blocks.append(block)
+    return "\n".join(blocks)
+
+
 def write_bbc_page(doc: dict, service: str, lang: str, folder: Path, day: int) -> None:
     article_id = "c" + doc["doc_id"].replace("-", "")
-    paragraphs = "\n".join(f"<p>{html.escape(p)}</p>" for p in doc["text"].split("\n\n") if p.strip())
+    paragraphs = _page_body(doc["text"], service)
     page = PAGE.format(
         lang=lang, title=html.escape(doc["title"]), service=service, article_id=article_id,
         paragraphs=paragraphs, day=day,

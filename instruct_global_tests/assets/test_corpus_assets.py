@@ -109,8 +109,10 @@ def test_wrong_frame_fails_at_the_boundary(tmp_path: Path) -> None:
     assert not (tmp_path / "broken_documents").exists()
 
 
-def test_clean_documents_counts_every_drop_and_runs_its_checks(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("lang", "lid_method"), [("hau", "langid"), ("yor", "lingua")])
+def test_clean_documents_counts_every_drop_and_runs_its_checks(tmp_path: Path, lang: str, lid_method: str) -> None:
     from instruct_global.assets.corpus import clean_documents
+    from instruct_global.lib.corpus.normalise import is_boilerplate_line, looks_bad
     from instruct_global_tests.conftest import REPO_ROOT
 
     samples = REPO_ROOT / "data" / "samples"
@@ -121,18 +123,25 @@ def test_clean_documents_counts_every_drop_and_runs_its_checks(tmp_path: Path) -
         "clean_documents": {"config": {"max_tokens": 128}},
     }
     result = materialize(
-        [wikipedia_articles, bbc_articles, clean_documents], partition_key="hau", run_config={"ops": config},
+        [wikipedia_articles, bbc_articles, clean_documents], partition_key=lang, run_config={"ops": config},
         resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path)), "http": FAST_HTTP},
     )
     assert result.success
-    clean = pd.read_parquet(tmp_path / "clean_documents" / "hau.parquet")
-    rejects = pd.read_parquet(tmp_path / "clean_document_rejects" / "hau.parquet")
+    clean = pd.read_parquet(tmp_path / "clean_documents" / f"{lang}.parquet")
+    rejects = pd.read_parquet(tmp_path / "clean_document_rejects" / f"{lang}.parquet")
     assert (clean["n_tokens"] <= 128).all() and clean["chunk_id"].is_unique
-    assert clean.groupby("doc_id").size().max() > 1  # the long article was chunked
+    # 14 documents kept; only the long history article (sample-015, in the dump) is split, into 4
+    # chunks: the saved BBC page of sample-012 leaves no chunk of page furniture behind, and the
+    # mojibake of sample-008 is repaired whole, not in pieces.
+    n_chunks = clean.groupby("doc_id").size()
+    assert len(n_chunks) == 14 and sorted(n_chunks)[-2:] == [1, 4] and len(clean) == 17
+    page_012 = clean.loc[clean["url"].str.endswith(f"/c{lang}sample012"), "text"]
+    assert len(page_012) == 1 and not any(is_boilerplate_line(line) for line in page_012.item().splitlines())
+    assert not any(looks_bad(text) for text in clean["text"])
     assert sorted(rejects["reason"]) == sorted(
         ["exact_duplicate", "near_duplicate", "wrong_language", "too_short", "empty_after_cleaning"])
     meta = result.asset_materializations_for_node("clean_documents")[0].metadata
     assert meta["dropped_total"].value == len(rejects) == 5
-    assert meta["lid_method"].value == "langid"
+    assert meta["lid_method"].value == lid_method
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"min_documents": True, "lid_pass_rate": True, "duplicate_rate": True}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import ftfy
 import lxml.html
 import trafilatura
 from lxml import etree
@@ -34,6 +35,7 @@ from instruct_global.lib.common.http_fetch import (
     utc_now_iso,
 )
 from instruct_global.lib.corpus.bbc_labels import label_matcher
+from instruct_global.lib.corpus.normalise import looks_bad
 from instruct_global.lib.corpus.source_status import SourceUnavailableError
 
 SOURCE = "bbc"
@@ -396,6 +398,29 @@ def parse_sitemap(content: bytes, max_bytes: int) -> tuple[str, list[str]]:
     return kind, [loc for loc in locs if loc]
 
 
+def repair_mojibake(tree: Any) -> int:
+    """Repair mojibake in the page's text nodes in place; return how many nodes changed.
+
+    It has to happen before trafilatura: its text normalisation drops soft hyphens, C1 controls
+    and no-break spaces, which are exactly the characters UTF-8 read as Windows-1252 turns the
+    bytes 0xAD, 0x81/0x8D/0x8F/0x90/0x9D and 0xA0 into, and without them ftfy can no longer undo
+    the mojibake in clean_documents. Only ftfy's encoding steps run here; the rest of its
+    fixes (entities, NFC ...) stay in the cleaner.
+    """
+    changed = 0
+    for element in tree.iter():
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            continue
+        for attr in ("text", "tail"):
+            value = getattr(element, attr)
+            if value and looks_bad(value):
+                fixed = ftfy.fix_encoding(value)
+                if fixed != value:
+                    setattr(element, attr, fixed)
+                    changed += 1
+    return changed
+
+
 def _drop(element: Any) -> None:
     if element.getparent() is not None:
         element.drop_tree()
@@ -477,6 +502,7 @@ def extract_article(
     if not html.strip():
         return None
     tree = lxml.html.fromstring(html)
+    repair_mojibake(tree)
     title = _first_text(tree, ["//main//h1", "//article//h1", "//h1"])
     published = _first_attr(tree, ["//main//time[@datetime]", "//article//time[@datetime]"], "datetime")
     metadata = trafilatura.extract_metadata(tree, default_url=url)

@@ -214,6 +214,38 @@ def test_extract_article_accepts_xhtml_with_xml_declaration() -> None:
     assert extracted is not None and extracted.text.splitlines() == list(article.paragraphs)
 
 
+def test_extract_article_repairs_mojibake_before_trafilatura_drops_its_invisible_characters() -> None:
+    # UTF-8 read as Windows-1252: "í" becomes "Ã" + soft hyphen, "à" "Ã" + no-break space, the
+    # combining acute of "ẹ́" "Ì" + U+0081, "ọ" "á»" + U+008D. trafilatura drops those invisible
+    # characters, after which ftfy can no longer undo the mojibake; so it runs first.
+    import ftfy.bad_codecs  # noqa: F401  (registers "sloppy-windows-1252")
+
+    title = "Ìkíni jẹ́ apá pàtàkì"
+    paragraphs = [
+        "Ìkíni jẹ́ apá pàtàkì nínú àṣà Yorùbá. Ọmọdé gbọ́dọ̀ kí àgbà ní àárọ̀, ní ọ̀sán àti ní alẹ́.",
+        "Orísìírísìí ìkíni ló wà fún gbogbo ipò ayé, láti ìbí ọmọ dé ọjọ́ ìgbéyàwó.",
+    ]
+
+    def garble(text: str) -> str:
+        return text.encode("utf-8").decode("sloppy-windows-1252")
+
+    assert all(ch in garble("".join(paragraphs)) for ch in "\u00ad\u00a0\u0081\u008d")
+    body = "".join(f"<p>{garble(p)}</p>" for p in paragraphs)
+    html = f"<html><body><main><article><h1>{garble(title)}</h1>{body}</article></main></body></html>"
+    extracted = extract_article(html, "https://www.bbc.com/yoruba/articles/c0sample0")
+    assert extracted is not None
+    assert extracted.title == title
+    assert extracted.text.splitlines() == paragraphs
+
+
+def test_extract_article_leaves_correct_text_alone() -> None:
+    # Text ftfy does not call bad ("Ã" in a name, a Windows-1252 lookalike pair) is not "repaired".
+    paragraphs = ["São Tomé da Ânsia é uma vila.", "O rio passa por lá, e a ponte cruza-o."]
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    extracted = extract_article(f"<html><body><article><h1>Vila</h1>{body}</article></body></html>")
+    assert extracted is not None and extracted.text.splitlines() == paragraphs
+
+
 @pytest.mark.parametrize(
     "html",
     ["", "   ", "<html><body><header><nav><a href='/'>Home</a></nav></header></body></html>"],
