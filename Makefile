@@ -17,7 +17,7 @@ MODULE := -m instruct_global.definitions
 # `make job CONFIG=run.yaml` passes a run config file to the CLI
 CONFIG_ARG = $(if $(CONFIG),-c $(CONFIG),)
 
-.PHONY: install instance preflight sample _run job asset backfill test test-e2e test-labelstudio lint ui bench constraints clean
+.PHONY: install instance preflight sample _run job asset backfill test test-e2e test-reliability test-labelstudio lint ui bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "==> [1/4] virtual environment in $(VENV)"
@@ -102,6 +102,11 @@ test: install
 # The dataset job end to end on the embedded model and a tiny translator (minutes; CI runs it)
 test-e2e: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m e2e
+
+# Fault injection, SIGKILL crash and resume per paid stage, sentinel-key leak search, 10-partition load
+# (minutes; CI runs it). The fast reliability tests (hostile inputs, spreadsheet safety) are in `make test`.
+test-reliability: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m reliability instruct_global_tests
 
 # Review and evaluation rounds through a real Label Studio server on loopback (not part of `make test`).
 # The first run builds label-studio into its own cached virtualenv (LABEL_STUDIO_VENV, minutes); each
