@@ -31,6 +31,8 @@ Targets on both streams: at least 1,000x faster per candidate than the naive loo
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -134,7 +136,8 @@ def main() -> None:
     names = list(STREAMS)
 
     print(f"threshold {THRESHOLD}, {probes} probe candidates per size, single thread,")
-    print("times are CPU time of this process (time.process_time); the machine may be shared\n")
+    print("times are CPU time of this process (time.process_time); the machine may be shared:")
+    print(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n")
     print("(a) naive rouge-score loop vs (b) NoveltyFilter, CPU time per candidate")
     compared = {name: compare_at_sizes(STREAMS[name], [1_000, 2_000, 4_000], probes) for name in names}
     cell = f"{'naive ms':>9} {'filter us':>9} {'speed-up':>8} {'mismatch':>8}"
@@ -158,6 +161,28 @@ def main() -> None:
             _, seen, cpu_s, wall_s = alone[name][i]
             cells.append(f"{seen:>10} {cpu_s:>6.1f} {wall_s:>6.1f} {cpu_s / seen * 1e6:>7.0f} {cpu_s / kept * 1e3:>7.2f}")
         print(f"{kept:>7}  " + "  | ".join(cells))
+
+    # Growth: log-log slope of cumulative CPU time against the number kept, first to last
+    # checkpoint. The stream itself sets a floor: the share of candidates rejected grows as the
+    # kept set fills, so even a constant cost per candidate grows faster than N; its slope is
+    # that of candidates seen, and the slope of CPU time per candidate is what the filter adds.
+    first, last = checkpoints[0], checkpoints[-1]
+    print(f"\ngrowth from {first:,} to {last:,} kept, log-log slope (1.00 = linear)")
+    print(f"{'':>26}" + "".join(f"{name:>12}" for name in names))
+    rows = {
+        "CPU time to keep N": lambda r0, r1: _slope(first, last, r0[2], r1[2]),
+        "candidates seen (floor)": lambda r0, r1: _slope(first, last, r0[1], r1[1]),
+        "CPU time per candidate": lambda r0, r1: _slope(first, last, r0[2] / r0[1], r1[2] / r1[1]) + 1,
+    }
+    for label, slope in rows.items():
+        values = [slope(alone[name][0], alone[name][-1]) for name in names]
+        print(f"{label:>26}" + "".join(f"{v:>12.2f}" for v in values))
+    print("(the last row is 1 + the slope of CPU time per candidate: 1.00 when a candidate costs the same")
+    print(" at every size)")
+
+
+def _slope(x0: float, x1: float, y0: float, y1: float) -> float:
+    return math.log(y1 / y0) / math.log(x1 / x0)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 # The dict is merged into the arrays once it holds this many entries, or a sixteenth of them.
 _MIN_MERGE = 1 << 15
 # Low key bits of the dict's keys are marked in a bitmap, so most keys skip the dict lookup.
-_RECENT_BITS = (1 << 20) - 1
+_RECENT_BITS = (1 << 22) - 1
 
 
 class SignatureIndex:
