@@ -35,10 +35,17 @@ fit, with their own short prefix.
 The order is document frequency among kept texts, frozen between re-indexings (at each doubling
 of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
 fast. Elements first seen after the last re-indexing rank before all others, which extends the
-frozen order without moving anything already indexed. Candidates then get their exact multiset
-overlap (set intersections, or one vectorised pass when there are many), and those that can still exceed the bound an exact bit-parallel
-LCS, best bound first, until no bound can beat the best score found; the same float arithmetic
-as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
+frozen order without moving anything already indexed. A probe looks up all its signatures in
+one batch (a plan per probe shape lists each subset and tag once, over all the kept lengths it
+can meet).
+
+Candidates then get their multiset overlap: where there are many (text where every word is
+common meets hundreds of kept texts that share three of its words), first an upper bound for
+all at once in numpy, from a bit set per kept text over the most frequent elements (exact for
+those; the others add the fewer of either side's count of them), then exact set intersections
+for those that pass. Those that can still exceed the bound get an exact bit-parallel LCS, best
+bound first, until no bound can beat the best score found; the same float arithmetic as
+``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
