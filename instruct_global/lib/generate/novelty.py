@@ -514,21 +514,31 @@ class NoveltyFilter:
         """Highest F among candidates, each scored only while its overlap bound can beat the best."""
         m = len(tokens)
         min_overlaps = self._min_overlaps(m + self._max_len)
-        if len(candidates) > _SET_OVERLAPS:
-            # Many candidates (text where every word is common): first an upper bound on their
-            # overlaps for all at once, from bit sets.
-            bounds = self._overlap_bounds(known, candidates)
-            candidates = candidates[bounds >= min_overlaps[m + self._length_array[candidates]]]
-        # Exact overlaps: set intersections in C.
-        probe = set(known)
         lengths = self._lengths
         element_tuples = self._element_tuples
+        probe = set(known)
         bounded = []
-        for j in candidates.tolist():
-            n = lengths[j]
-            shared = len(probe.intersection(element_tuples[j]))
-            if shared >= min_overlaps[m + n]:
+        if len(candidates) > _SET_OVERLAPS:
+            # Many candidates (text where every word is common): first an upper bound on their
+            # overlaps for all at once, from bit sets, exact where either side has no element
+            # outside them; set intersections in C for the others that pass.
+            bounds, exact = self._overlap_bounds(known, candidates)
+            passing = bounds >= min_overlaps[m + self._length_array[candidates]]
+            for j, shared, known_exactly in zip(
+                candidates[passing].tolist(), bounds[passing].tolist(), exact[passing].tolist(), strict=True
+            ):
+                n = lengths[j]
+                if not known_exactly:
+                    shared = len(probe.intersection(element_tuples[j]))
+                    if shared < min_overlaps[m + n]:
+                        continue
                 bounded.append((shared / (m + n), j, shared, n))
+        else:
+            for j in candidates.tolist():
+                n = lengths[j]
+                shared = len(probe.intersection(element_tuples[j]))
+                if shared >= min_overlaps[m + n]:
+                    bounded.append((shared / (m + n), j, shared, n))
         bounded.sort(reverse=True)
         feasible = [(j, shared, n) for _, j, shared, n in bounded]
         masks = lcs_masks(tokens)
@@ -543,13 +553,14 @@ class NoveltyFilter:
                 best = score
         return best
 
-    def _overlap_bounds(self, known: list[int], texts: np.ndarray) -> np.ndarray:
+    def _overlap_bounds(self, known: list[int], texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Upper bounds on the overlap of the probe (its known element ids) with each of
-        ``texts``: shared frequent elements exactly (bit sets), plus the fewer of either side's
-        other elements."""
+        ``texts`` (shared frequent elements exactly, from bit sets, plus the fewer of either
+        side's other elements), and where they are exact (one side has no other element)."""
         words, others = self._bit_set(known)
         shared = _popcount(self._bits[texts] & words).sum(axis=1, dtype=np.int64)
-        return shared + np.minimum(self._others[texts], others)
+        slack = np.minimum(self._others[texts], others)
+        return shared + slack, slack == 0
 
     def _bit_set(self, element_ids: list[int]) -> tuple[np.ndarray, int]:
         """(bit set of the frequent ones, count of the others) of distinct ``element_ids``."""

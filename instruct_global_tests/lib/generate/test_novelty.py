@@ -181,7 +181,9 @@ def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pyt
 
     def exact_and_bounds(known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         exact = filt._overlaps(known, kept, filt._length_array[kept])
-        return exact, filt._overlap_bounds(known, kept)
+        bounds, known_exactly = filt._overlap_bounds(known, kept)
+        assert (bounds[known_exactly] == exact[known_exactly]).all()
+        return exact, bounds
 
     loose = 0
     for known in filter(None, probes):
