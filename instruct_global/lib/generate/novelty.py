@@ -315,7 +315,7 @@ class NoveltyFilter:
         plan = self._probe_plan(m, unseen)
         if plan is None:
             return 0.0
-        rows, first, always, want_rare, salts, probe_reach = plan
+        rows, first, always, want_rare, salts, probe_reach, probe_room, kept_room = plan
         # A pair counts where its first element is rare, a triple where it is not (as in
         # _subset_codes); a row that some group lists unconditionally always counts.
         listed = always | (self._rare[elements[first]] == want_rare)
@@ -329,8 +329,7 @@ class NoveltyFilter:
         # its reach is at most len - need in both texts, for this pair's own need.
         texts = values >> _REACH_BITS
         n = self._length_array[texts]
-        need = self._min_overlaps(m + self._max_len)[m + n]
-        fits = (probe_reach[query] <= m - unseen - need) & ((values & _REACH_MASK) <= n - need)
+        fits = (probe_reach[query] <= probe_room[n]) & ((values & _REACH_MASK) <= kept_room[n])
         candidates = np.unique(texts[fits])
         if not len(candidates):
             return 0.0
@@ -341,7 +340,9 @@ class NoveltyFilter:
         its groups (see _probe_groups) at once, each (subset, tag) once: element indices per
         row (padded with the index past the last element), the first one, whether the row
         counts whatever the first element's rarity (else: only when it is rare, for pairs, or
-        only when it is not, for triples), the salt, and the reach. Cached by shape."""
+        only when it is not, for triples), the salt, and the reach; then, per kept length n,
+        the most reach a signature may have in the probe and in the kept text (len - need for
+        the pair's need). Cached by shape."""
         key = (m, unseen)
         if key in self._probe_plans:
             return self._probe_plans[key]
@@ -379,6 +380,8 @@ class NoveltyFilter:
             columns = np.array(table, dtype=np.int64)
             salts = np.array([self._salts[tag][size] for tag, size in columns[:, 3:5].tolist()], dtype=np.int64)
             condition = columns[:, 6]
+            lengths = np.arange(self._max_len + 1)
+            need = self._min_overlaps(m + self._max_len)[m + lengths]
             plan = (
                 columns[:, :3].copy(),
                 columns[:, 0].copy(),
@@ -386,6 +389,8 @@ class NoveltyFilter:
                 condition == _IF_RARE,
                 salts,
                 columns[:, 5].copy(),
+                m - unseen - need,
+                lengths - need,
             )
         self._probe_plans[key] = plan
         return plan
