@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -185,6 +186,8 @@ def main() -> None:
             y0, y1 = {1: (seen0, seen1), 2: (cpu0, cpu1), 3: (cpu0 / seen0, cpu1 / seen1)}[column]
             slopes.append(_slope(first, last, y0, y1))
         print(f"{label:>24}" + "".join(f"{v:>11.2f}" for v in slopes) + f"   ({note})")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"\npeak resident memory of this process: {peak_mb:.0f} MB")
 
 
 def _slope(x0: float, x1: float, y0: float, y1: float) -> float:

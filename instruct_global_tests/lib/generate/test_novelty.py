@@ -349,3 +349,13 @@ def test_unicode_word_tokenize_hausa_and_digits() -> None:
         "ɗan", "ƙasa", "ya", "ɓata", "kuɗi", "250", "a", "kano",
     ]  # fmt: skip
     assert unicode_word_tokenize("  ...  ") == []
+
+
+def test_popcount_with_and_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    words = rng.integers(0, 1 << 64, size=(40, 3), dtype=np.uint64, endpoint=False)
+    words[0] = [0, (1 << 64) - 1, 1 << 63]
+    expected = [[bin(w).count("1") for w in row] for row in words.tolist()]
+    assert novelty._popcount(words).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2 has none
+    assert novelty._popcount(words).tolist() == expected
