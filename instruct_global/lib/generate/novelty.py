@@ -35,10 +35,17 @@ fit, with their own short prefix.
 The order is document frequency among kept texts, frozen between re-indexings (at each doubling
 of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
 fast. Elements first seen after the last re-indexing rank before all others, which extends the
-frozen order without moving anything already indexed. Candidates then get their exact multiset
-overlap (set intersections, or one vectorised pass when there are many), and those that can still exceed the bound an exact bit-parallel
-LCS, best bound first, until no bound can beat the best score found; the same float arithmetic
-as ``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
+frozen order without moving anything already indexed. A probe looks up all its signatures in
+one batch (a plan per probe shape lists each subset and tag once, over all the kept lengths it
+can meet).
+
+Candidates then get their multiset overlap: where there are many (text where every word is
+common meets hundreds of kept texts that share three of its words), first an upper bound for
+all at once in numpy, from a bit set per kept text over the most frequent elements (exact for
+those; the others add the fewer of either side's count of them), then exact set intersections
+for those that pass. Those that can still exceed the bound get an exact bit-parallel LCS, best
+bound first, until no bound can beat the best score found; the same float arithmetic as
+``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
@@ -64,13 +71,19 @@ _FIRST_REINDEX = 32
 _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
 _MAX_SIGNATURES = 120
-# Up to this many candidates get their overlap bound from Python sets, more from numpy.
-_SET_OVERLAPS = 64
+# Up to this many candidates get their overlap from Python sets directly; more are first
+# bounded from bit sets in numpy (see _overlap_bounds).
+_SET_OVERLAPS = 16
+# The most frequent elements (at the last re-indexing) each own a bit of a text's bit set:
+# this many uint64 words per kept text.
+_BIT_WORDS = 8
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
 # Signature tags: how far past the tight prefix a kept text's subset reaches (see _kept_keys).
 _TIGHT, _NEAR, _FAR = 0, 1, 2
+# When a probe's signature counts (see _probe_plan).
+_ALWAYS, _IF_RARE, _IF_NOT_RARE = 0, 1, 2
 _CODE_SEED = 20241201
 # Index values: kept-text position << _REACH_BITS | the signature's reach (see _subset_codes),
 # capped at _REACH_MASK, which only weakens the positional filter.
@@ -136,6 +149,16 @@ def lcs_length(masks: dict[str, int], length: int, other: list[str]) -> int:
     return length - (v & full).bit_count()
 
 
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 in ``words`` (any shape), as uint8."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2
+        return np.bitwise_count(words)
+    return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
+
+
+_BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
+
+
 def _columns(rows: list[tuple[int, ...]], width: int) -> tuple[np.ndarray, ...]:
     """The columns of ``rows`` (tuples of ``width`` ints) as int64 arrays."""
     table = np.array(rows, dtype=np.int64).reshape(-1, width)
@@ -186,6 +209,12 @@ class NoveltyFilter:
         self._offsets = np.zeros(64, dtype=np.int64)
         self._flat = np.zeros(1024, dtype=np.int32)
         self._flat_size = 0
+        # Per kept text: a bit set of its frequent elements and the count of its other elements,
+        # for a cheap upper bound on overlaps (see _overlap_bounds); _bit_of maps an element to
+        # its bit (-1: none, as for every element first seen after the last re-indexing).
+        self._bits = np.zeros((64, _BIT_WORDS), dtype=np.uint64)
+        self._others = np.zeros(64, dtype=np.int64)
+        self._bit_of = np.zeros(0, dtype=np.int64)
         self._max_len = 0
         self._length_counts = [0]  # kept texts per length
         # Element ids, their document frequency among kept texts, and their rank in the order.
@@ -215,6 +244,7 @@ class NoveltyFilter:
         self._length_ranges: dict[int, tuple[int, int]] = {}
         self._shapes: list[tuple[int, int, int]] = []
         self._groups: dict[int, list[tuple[tuple[int, ...], int, int]]] = {}
+        self._probe_plans: dict[tuple[int, int], tuple[np.ndarray, ...] | None] = {}
 
     @property
     def threshold(self) -> float:
@@ -282,28 +312,88 @@ class NoveltyFilter:
         # Unseen elements are in no kept text: counted as first in the probe's order, they take
         # prefix positions without opening signatures (the tightest choice, still exact).
         unseen = m - len(known)
-        keys: list[np.ndarray] = []
-        reaches: list[np.ndarray] = []
-        for tags, need, size in self._probe_groups(m):
-            for codes, reach, s in self._subset_codes(elements, m - need - unseen, size):
-                for tag in tags:
-                    keys.append(codes ^ self._salts[tag][s])
-                    reaches.append(reach)
-        if not keys:
+        plan = self._probe_plan(m, unseen)
+        if plan is None:
             return 0.0
-        values, query = self._index.lookup(np.concatenate(keys))
+        rows, first, always, want_rare, salts, probe_reach, probe_room, kept_room = plan
+        # A pair counts where its first element is rare, a triple where it is not (as in
+        # _subset_codes); a row that some group lists unconditionally always counts.
+        listed = always | (self._rare[elements[first]] == want_rare)
+        codes = np.concatenate((self._codes[elements], [0]))  # the last one pads short rows
+        keys = np.bitwise_xor.reduce(codes[rows[listed]], axis=1) ^ salts[listed]
+        probe_reach = probe_reach[listed]
+        values, query = self._index.lookup(keys)
         if not len(values):
             return 0.0
         # Positional filter, per pair: the signature is the pair's first s common elements, so
         # its reach is at most len - need in both texts, for this pair's own need.
         texts = values >> _REACH_BITS
         n = self._length_array[texts]
-        need = self._min_overlaps(m + self._max_len)[m + n]
-        fits = (np.concatenate(reaches)[query] <= m - unseen - need) & ((values & _REACH_MASK) <= n - need)
-        candidates = sorted(set(texts[fits].tolist()))
-        if not candidates:
+        fits = (probe_reach[query] <= probe_room[n]) & ((values & _REACH_MASK) <= kept_room[n])
+        candidates = np.unique(texts[fits])
+        if not len(candidates):
             return 0.0
         return self._verify(prepared.tokens, known, candidates)
+
+    def _probe_plan(self, m: int, unseen: int) -> tuple[np.ndarray, ...] | None:
+        """The signatures a probe of ``m`` tokens, ``unseen`` of them unknown, looks up, over all
+        its groups (see _probe_groups) at once, each (subset, tag) once: element indices per
+        row (padded with the index past the last element), the first one, whether the row
+        counts whatever the first element's rarity (else: only when it is rare, for pairs, or
+        only when it is not, for triples), the salt, and the reach; then, per kept length n,
+        the most reach a signature may have in the probe and in the kept text (len - need for
+        the pair's need). Cached by shape."""
+        key = (m, unseen)
+        if key in self._probe_plans:
+            return self._probe_plans[key]
+        count = m - unseen
+        listed: dict[tuple[tuple[int, ...], int], list[int]] = {}  # -> [reach, condition]
+        for tags, need, size in self._probe_groups(m):
+            slack = m - need - unseen
+            if slack < 0 or not count:
+                continue
+            starts = range(min(slack + 1, count))
+            subsets: list[tuple[tuple[int, ...], int, int]] = []
+            if size == 1:
+                subsets = [((i,), i, _ALWAYS) for i in starts]
+            else:
+                pair_end = min(slack + 2, count)
+                pair_condition = _ALWAYS if size == 2 else _IF_RARE
+                subsets = [((i, j), j - 1, pair_condition) for i in starts for j in range(i + 1, pair_end)]
+                if size == 3:
+                    ends = min(slack + 3, count)
+                    subsets += [
+                        ((i, j, k), k - 2, _IF_NOT_RARE)
+                        for i in starts
+                        for j in range(i + 1, ends)
+                        for k in range(j + 1, ends)
+                    ]
+            for subset, reach, condition in subsets:
+                for tag in tags:
+                    row = listed.setdefault((subset, tag), [reach, condition])
+                    if row[1] != condition:
+                        row[1] = _ALWAYS
+        plan = None
+        if listed:
+            table = [(*subset, *[count] * (3 - len(subset)), tag, len(subset), reach, condition)
+                     for (subset, tag), (reach, condition) in listed.items()]
+            columns = np.array(table, dtype=np.int64)
+            salts = np.array([self._salts[tag][size] for tag, size in columns[:, 3:5].tolist()], dtype=np.int64)
+            condition = columns[:, 6]
+            lengths = np.arange(self._max_len + 1)
+            need = self._min_overlaps(m + self._max_len)[m + lengths]
+            plan = (
+                columns[:, :3].copy(),
+                columns[:, 0].copy(),
+                condition == _ALWAYS,
+                condition == _IF_RARE,
+                salts,
+                columns[:, 5].copy(),
+                m - unseen - need,
+                lengths - need,
+            )
+        self._probe_plans[key] = plan
+        return plan
 
     def _subset_codes(
         self, elements: np.ndarray, slack: int, size: int
@@ -425,31 +515,37 @@ class NoveltyFilter:
             self._shapes.append((tight_need, loose_need, size))
         return self._shapes[n]
 
-    def _verify(self, tokens: list[str], known: list[int], texts: list[int]) -> float:
+    def _verify(self, tokens: list[str], known: list[int], candidates: np.ndarray) -> float:
         """Highest F among candidates, each scored only while its overlap bound can beat the best."""
         m = len(tokens)
         min_overlaps = self._min_overlaps(m + self._max_len)
-        if len(texts) <= _SET_OVERLAPS:
-            # Few candidates: set intersections in C beat the fixed cost of numpy calls.
-            probe = set(known)
-            lengths = self._lengths
-            element_tuples = self._element_tuples
-            bounded = []
-            for j in texts:
+        lengths = self._lengths
+        element_tuples = self._element_tuples
+        probe = set(known)
+        bounded = []
+        if len(candidates) > _SET_OVERLAPS:
+            # Many candidates (text where every word is common): first an upper bound on their
+            # overlaps for all at once, from bit sets, exact where either side has no element
+            # outside them; set intersections in C for the others that pass.
+            bounds, exact = self._overlap_bounds(known, candidates)
+            passing = bounds >= min_overlaps[m + self._length_array[candidates]]
+            for j, shared, known_exactly in zip(
+                candidates[passing].tolist(), bounds[passing].tolist(), exact[passing].tolist(), strict=True
+            ):
+                n = lengths[j]
+                if not known_exactly:
+                    shared = len(probe.intersection(element_tuples[j]))
+                    if shared < min_overlaps[m + n]:
+                        continue
+                bounded.append((shared / (m + n), j, shared, n))
+        else:
+            for j in candidates.tolist():
                 n = lengths[j]
                 shared = len(probe.intersection(element_tuples[j]))
                 if shared >= min_overlaps[m + n]:
                     bounded.append((shared / (m + n), j, shared, n))
-            bounded.sort(reverse=True)
-            feasible = [(j, shared, n) for _, j, shared, n in bounded]
-        else:
-            candidates = np.array(texts, dtype=np.int64)
-            n = self._length_array[candidates]
-            overlap = self._overlaps(known, candidates, n)
-            passing = overlap >= min_overlaps[m + n]
-            candidates, n, overlap = candidates[passing], n[passing], overlap[passing]
-            order = np.argsort(-(overlap / (m + n)), kind="stable")
-            feasible = zip(candidates[order].tolist(), overlap[order].tolist(), n[order].tolist(), strict=True)
+        bounded.sort(reverse=True)
+        feasible = [(j, shared, n) for _, j, shared, n in bounded]
         masks = lcs_masks(tokens)
         kept_tokens = self._tokens
         best = 0.0
@@ -461,6 +557,26 @@ class NoveltyFilter:
             if score > best:
                 best = score
         return best
+
+    def _overlap_bounds(self, known: list[int], texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Upper bounds on the overlap of the probe (its known element ids) with each of
+        ``texts`` (shared frequent elements exactly, from bit sets, plus the fewer of either
+        side's other elements), and where they are exact (one side has no other element)."""
+        words, others = self._bit_set(known)
+        shared = _popcount(self._bits[texts] & words).sum(axis=1, dtype=np.int64)
+        slack = np.minimum(self._others[texts], others)
+        return shared + slack, slack == 0
+
+    def _bit_set(self, element_ids: list[int]) -> tuple[np.ndarray, int]:
+        """(bit set of the frequent ones, count of the others) of distinct ``element_ids``."""
+        words = [0] * _BIT_WORDS
+        others = 0
+        for b in self._bit_of[element_ids].tolist():
+            if b < 0:
+                others += 1
+            else:
+                words[b >> 6] |= 1 << (b & 63)
+        return np.array(words, dtype=np.uint64), others
 
     def _overlaps(self, known: list[int], texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Multiset overlap of the probe (its known element ids) with each of ``texts``."""
@@ -518,6 +634,7 @@ class NoveltyFilter:
             self._length_counts += [0] * (n + 1 - len(self._length_counts))
         if not self._length_counts[n]:
             self._groups = {}  # a new kept length: probes may need other groups or prefixes
+            self._probe_plans = {}
         self._length_counts[n] += 1
         if len(self._lengths) >= self._next_reindex:
             self._reindex()
@@ -530,6 +647,8 @@ class NoveltyFilter:
         if position >= len(self._offsets):
             self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
             self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
+            self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
+            self._others = np.concatenate((self._others, np.zeros_like(self._others)))
         end = self._flat_size + len(element_ids)
         while end > len(self._flat):
             self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
@@ -540,6 +659,8 @@ class NoveltyFilter:
             more = self._code_source.integers(_INT64_MIN, _INT64_MAX, fresh, dtype=np.int64, endpoint=True)
             self._codes = np.concatenate((self._codes, more))
             self._rare = np.concatenate((self._rare, np.ones(fresh, dtype=bool)))  # fresh ranks are rare
+            self._bit_of = np.concatenate((self._bit_of, np.full(fresh, -1, dtype=np.int64)))
+        self._bits[position], self._others[position] = self._bit_set(element_ids)
         self._flat[self._flat_size : end] = element_ids
         self._offsets[position] = self._flat_size
         self._length_array[position] = len(element_ids)
@@ -569,7 +690,28 @@ class NoveltyFilter:
                 values.append(text_values)
         if keys:
             self._index.rebuild(np.concatenate(keys), np.concatenate(values))
+        self._rebuild_bit_sets(order)
         self._next_reindex = 2 * len(self._lengths)
+
+    def _rebuild_bit_sets(self, order: list[int]) -> None:
+        """Give the most frequent elements (last in ``order``) a bit each; redo every bit set."""
+        frequent = np.array(order[-64 * _BIT_WORDS :], dtype=np.int64)
+        self._bit_of = np.full(len(order), -1, dtype=np.int64)
+        self._bit_of[frequent] = np.arange(len(frequent))
+        count = len(self._lengths)
+        lengths = self._length_array[:count]
+        owner = np.repeat(np.arange(count), lengths)
+        bits = self._bit_of[self._flat[: self._flat_size]]
+        held = bits >= 0
+        self._bits[:] = 0
+        # Elements are distinct within a text, so adding their bits is or-ing them.
+        np.add.at(
+            self._bits,
+            (owner[held], bits[held] >> 6),
+            np.left_shift(np.uint64(1), (bits[held] & 63).astype(np.uint64)),
+        )
+        self._others[:] = 0
+        self._others[:count] = np.bincount(owner[~held], minlength=count)
 
     def _min_overlap_at(self, total: int) -> int:
         """Fewest shared tokens that can give F > exact_above when m + n == total."""

@@ -16,7 +16,7 @@ import numpy as np
 # The dict is merged into the arrays once it holds this many entries, or a sixteenth of them.
 _MIN_MERGE = 1 << 15
 # Low key bits of the dict's keys are marked in a bitmap, so most keys skip the dict lookup.
-_RECENT_BITS = (1 << 20) - 1
+_RECENT_BITS = (1 << 22) - 1
 
 
 class SignatureIndex:
@@ -65,17 +65,17 @@ class SignatureIndex:
         found: list[int] = []
         found_for: list[int] = []
         recent = self._recent
-        key_list = keys.tolist() if recent else []
-        marked = np.flatnonzero(self._recent_marks[keys & _RECENT_BITS]).tolist() if recent else []
-        for i in marked:
-            held = recent.get(key_list[i])
-            if held is not None:
-                if isinstance(held, int):
-                    found.append(held)
-                    found_for.append(i)
-                else:
-                    found += held
-                    found_for += [i] * len(held)
+        if recent:
+            marked = np.flatnonzero(self._recent_marks[keys & _RECENT_BITS])
+            for i, key in zip(marked.tolist(), keys[marked].tolist(), strict=True):
+                held = recent.get(key)
+                if held is not None:
+                    if isinstance(held, int):
+                        found.append(held)
+                        found_for.append(i)
+                    else:
+                        found += held
+                        found_for += [i] * len(held)
         recent_values = np.array(found, dtype=np.int64)
         recent_for = np.array(found_for, dtype=np.int64)
         if not len(self._keys) or not len(keys):
@@ -90,7 +90,7 @@ class SignatureIndex:
         query = np.repeat(np.arange(len(keys)), counts)
         index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
         equal = self._keys[index] == keys[query]
-        values = self._values[index[equal]].astype(np.int64)
+        values = self._values[index[equal]]
         if found:
             return np.concatenate((values, recent_values)), np.concatenate((query[equal], recent_for))
         return values, query[equal]

@@ -14,7 +14,7 @@ from rouge_score import rouge_scorer
 from rouge_score.tokenize import tokenize as rouge_score_tokenize
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize, unicode_word_tokenize
-from instruct_global.lib.generate import signature_index
+from instruct_global.lib.generate import novelty, signature_index
 from instruct_global.lib.generate.novelty import NoveltyFilter, lcs_length, lcs_masks
 from instruct_global.lib.generate.signature_index import SignatureIndex
 from instruct_global_tests.fixtures.instruction_streams import TEMPLATED_SEED, templated_stream
@@ -149,6 +149,54 @@ def test_templated_stream_with_near_copies_matches_naive_loop(
     texts, scores = _scored("templated", seed)
     rejected = _replay(NoveltyFilter(threshold, exact_above=exact_above), texts, scores, seeds=10)
     assert 0 < rejected < len(texts) - 10
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed", "threshold"),
+    [pytest.param("templated", 5, 0.7, marks=pytest.mark.slow), ("instructions", 2, 0.5), ("multiset", 4, 0.7)],
+)
+def test_bit_set_bounds_path_matches_naive_loop(
+    kind: str, seed: int, threshold: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate set goes through the bit-set overlap bounds, with bits for only the 64
+    most frequent elements, so that the count of the other elements matters too."""
+    monkeypatch.setattr(novelty, "_SET_OVERLAPS", 0)
+    monkeypatch.setattr(novelty, "_BIT_WORDS", 1)
+    texts, scores = _scored(kind, seed)
+    _replay(NoveltyFilter(threshold), texts, scores)
+
+
+@pytest.mark.parametrize("bit_words", [1, 8])
+def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(novelty, "_BIT_WORDS", bit_words)
+    texts = _stream(6, 300) + _multiset_stream(6, 100)
+    filt = NoveltyFilter(0.7)
+    for text in texts[::2]:
+        filt.add(text)  # 200 kept: re-indexed at 32, 64 and 128, then fresh elements on top
+    probes = []
+    for text in texts[1::2]:
+        elements = novelty._multiset_elements(rouge_tokenize(text))
+        probes.append([e for e in map(filt._element_ids.get, elements) if e is not None])
+    kept = np.flatnonzero(filt._length_array[: len(filt)])
+
+    def exact_and_bounds(known: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        exact = filt._overlaps(known, kept, filt._length_array[kept])
+        bounds, known_exactly = filt._overlap_bounds(known, kept)
+        assert (bounds[known_exactly] == exact[known_exactly]).all()
+        return exact, bounds
+
+    loose = 0
+    for known in filter(None, probes):
+        exact, bounds = exact_and_bounds(known)
+        assert (bounds >= exact).all()
+        loose += int((bounds > exact).any())
+    assert loose > 0  # elements without a bit (64 bits, or first seen after the last re-indexing)
+    filt._reindex()  # now every element has its bit where 512 bits hold them all
+    for known in filter(None, probes):
+        exact, bounds = exact_and_bounds(known)
+        assert (bounds >= exact).all()
+        if bit_words == 8:
+            assert (bounds == exact).all()
 
 
 def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,3 +349,13 @@ def test_unicode_word_tokenize_hausa_and_digits() -> None:
         "ɗan", "ƙasa", "ya", "ɓata", "kuɗi", "250", "a", "kano",
     ]  # fmt: skip
     assert unicode_word_tokenize("  ...  ") == []
+
+
+def test_popcount_with_and_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    words = rng.integers(0, 1 << 64, size=(40, 3), dtype=np.uint64, endpoint=False)
+    words[0] = [0, (1 << 64) - 1, 1 << 63]
+    expected = [[bin(w).count("1") for w in row] for row in words.tolist()]
+    assert novelty._popcount(words).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2 has none
+    assert novelty._popcount(words).tolist() == expected
