@@ -63,6 +63,9 @@ class BbcConfig(Config):
     base_url: str = "https://www.bbc.com"
     max_articles: int = Field(default=200, ge=0)
     saved_pages_dir: str = Field(default="", description="Saved mode: folder of pages; {service} is replaced")
+    saved_pages_license: str = Field(default="", description=(
+        "Saved mode: the licence of pages that are not the BBC's own text (your own test pages, say); "
+        "empty: the BBC's copyright, which the default allowed licences keep out of the dataset"))
 
 
 def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[str, object]:
@@ -138,6 +141,8 @@ def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFe
         folder = Path(config.saved_pages_dir.format(service=service))
         furniture: Counter[str] = Counter()
         rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture))
+        if config.saved_pages_license:
+            rows = [{**row, "license": config.saved_pages_license} for row in rows]
         stats: dict[str, object] = {
             "mode": "saved", "folder": str(folder), "pages": len(rows), "furniture_removed": dict(furniture),
         }

@@ -85,6 +85,12 @@ def sft_dataset(
     instruction_dataset: pd.DataFrame,
 ):
     lang = partition_language(context.partition_key)
+    if instruction_dataset.empty:  # an empty export would train nothing and pass no check: say why instead
+        raise ValueError(
+            f"instruction_dataset for {lang.name} ({lang.key}) has no rows, so there is nothing to export: its "
+            "metadata and instruction_dataset_rejects say what was dropped (licences, duplicates, review), and "
+            "curated_pairs / backtranslation_rejects what the model's answers lost"
+        )
     split_config = SplitConfig(
         validation_share=config.validation_share,
         test_share=config.test_share,

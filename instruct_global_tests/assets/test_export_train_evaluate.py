@@ -371,3 +371,15 @@ def test_truthfulqa_review_sheet_round_trip(data_dir: Path, tmp_path: Path) -> N
     meta = result.asset_materializations_for_node("truthfulqa_translated")[0].metadata
     assert meta["review/questions_dropped"].value == 1 and meta["review/corrected"].value == 1
     assert not inbox.exists()  # archived, never applied twice
+
+
+def test_an_empty_instruction_dataset_fails_the_export_with_the_reason(data_dir: Path) -> None:
+    from dagster import build_asset_context
+
+    from instruct_global.assets.export import SFTExportConfig, sft_dataset
+    from instruct_global.lib.curate.dataset import empty_dataset
+    from instruct_global.resources.finetuning import HuggingFaceHubResource
+
+    context = build_asset_context(partition_key="yor")
+    with pytest.raises(ValueError, match="has no rows, so there is nothing to export"):
+        list(sft_dataset(context, SFTExportConfig(), HuggingFaceHubResource(), empty_dataset()))
