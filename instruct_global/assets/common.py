@@ -2,14 +2,16 @@
 
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import pandas as pd
-from dagster import Backoff, Jitter, MetadataValue, RetryPolicy
+from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy
 
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.atomic import atomic_write
 from instruct_global.lib.common.plots import with_chart
+from instruct_global.lib.common.preflight import PreflightError
 from instruct_global.lib.common.report import markdown_counts, markdown_preview, png_markdown
 from instruct_global.resources.parquet_io import resolve_data_dir
 
@@ -74,3 +76,19 @@ def fail_if_every_call_failed(resource: object, before: Mapping[str, float], sta
             f"{stage}: every one of the {sent} requests to the {name} backend failed (the rejects and the "
             "log give the errors); check its key, model name and server, then re-run"
         )
+
+
+@contextmanager
+def permanent_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Errors that a retry cannot fix (missing files, bad data, a model that is not there) fail the step
+    at once, without the step retries meant for outages."""
+    try:
+        yield
+    except kinds as exc:
+        raise Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+
+
+def require_ready(resource: object) -> None:
+    """The resource's own check (model files, keys) before anything loads or pays; not retried."""
+    with permanent_errors(PreflightError):
+        resource.require_ready()  # type: ignore[attr-defined]

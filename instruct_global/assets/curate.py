@@ -33,6 +33,7 @@ from instruct_global.assets.common import (
     fail_if_every_call_failed,
     outside_service_retry,
     rejects_metadata,
+    require_ready,
 )
 from instruct_global.frames import InstructionDatasetFrame, RejectsFrame, TargetRowsFrame
 from instruct_global.languages import Language
@@ -147,7 +148,7 @@ def backtranslated_pairs(
     context: AssetExecutionContext, config: BacktranslationConfig, llm: LLMResource,
     translator: TranslatorResource, clean_documents: pd.DataFrame,
 ):
-    llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
+    require_ready(llm)  # fails in seconds, naming what is missing, before anything loads or pays
     before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     selection = select_segments(clean_documents, SegmentSettings(
@@ -238,7 +239,7 @@ def curated_pairs(
     context: AssetExecutionContext, config: CurationConfig, judge_llm: LLMResource, llm: LLMResource,
     translator: TranslatorResource, backtranslated_pairs: pd.DataFrame,
 ):
-    judge_llm.require_ready()
+    require_ready(judge_llm)
     before = call_snapshot(judge_llm)
     lang = partition_language(context.partition_key)
     settings = CurationSettings(threshold=config.threshold, temperature=config.judge_temperature,

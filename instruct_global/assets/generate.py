@@ -15,6 +15,7 @@ from instruct_global.assets.common import (
     fail_if_every_call_failed,
     outside_service_retry,
     rejects_metadata,
+    require_ready,
 )
 from instruct_global.frames import EnglishInstructionsFrame, RejectsFrame
 from instruct_global.lib.common.categories import DEFAULT_MIX, normalise_mix
@@ -79,7 +80,7 @@ class SelfInstructConfig(Config):
 def skeleton_questions(
     context: AssetExecutionContext, config: SkeletonConfig, llm: LLMResource, source_records: pd.DataFrame
 ):
-    llm.require_ready()  # fails in seconds, naming what is missing, before anything loads or pays
+    require_ready(llm)  # fails in seconds, naming what is missing, before anything loads or pays
     before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     specs = dataset_specs(source_records)
@@ -122,7 +123,7 @@ def skeleton_questions(
     retry_policy=outside_service_retry(),
 )
 def self_instruct_instructions(context: AssetExecutionContext, config: SelfInstructConfig, llm: LLMResource):
-    llm.require_ready()
+    require_ready(llm)
     before = call_snapshot(llm)
     lang = partition_language(context.partition_key)
     seeds = load_seed_tasks(Path(config.seed_tasks_path))

@@ -9,11 +9,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from instruct_global.assets.common import outside_service_retry, report_plot_metadata
+from instruct_global.assets.common import outside_service_retry, permanent_errors, report_plot_metadata
 from instruct_global.lib.common.plots import loss_curve_png
 from instruct_global.lib.common.report import markdown_preview
-from instruct_global.lib.train.base_model import resolve_base_model
-from instruct_global.lib.train.local_sft import train_lora
+from instruct_global.lib.train.base_model import BaseModelError, resolve_base_model
+from instruct_global.lib.train.hardware import GPURequiredError
+from instruct_global.lib.train.local_sft import TrainingDataError, train_lora
 from instruct_global.lib.train.openai_finetune import StateStore, run_hosted_finetune, supervised_method
 from instruct_global.lib.train.run_folder import finished_result, record_finished, run_key
 from instruct_global.lib.train.settings import LoraSettings
@@ -201,12 +202,14 @@ def finetuned_model(
     sft_dataset: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     partition_language(context.partition_key)
-    if config.backend == "local":
-        row = _local(context, config, sft_dataset)
-    elif config.backend == "openai":
-        row = _hosted(context, config, openai_finetuning, call_cache)
-    else:
-        raise ValueError(f"finetuned_model backend {config.backend!r} is not one of: local, openai")
+    # bad data, a missing base model or no GPU for QLoRA: a step retry would only wait and fail again
+    with permanent_errors(TrainingDataError, BaseModelError, GPURequiredError):
+        if config.backend == "local":
+            row = _local(context, config, sft_dataset)
+        elif config.backend == "openai":
+            row = _hosted(context, config, openai_finetuning, call_cache)
+        else:
+            raise ValueError(f"finetuned_model backend {config.backend!r} is not one of: local, openai")
     extras = {k.lstrip("_"): v for k, v in row.items() if k.startswith("_")}
     frame = pd.DataFrame([{c: row.get(c) for c in RESULT_COLUMNS}], columns=RESULT_COLUMNS)
     frame = frame.astype(
