@@ -35,9 +35,15 @@ EXAMPLE_SEGMENT_WORDS = 60
 # costs at most one token a character (text with tone marks costs several), so a model that runs on
 # or copies the target-language segment (SmolLM2 does) is stopped inside the JSON and still names a
 # category within BACKTRANSLATION_MAX_TOKENS.
-MAX_INSTRUCTION_CHARS = 200
 # printable ASCII but the quote and the backslash (JSON escapes), in the regex subset grammar engines read
 ENGLISH_TEXT_CHAR = r"[ !#-\[\]-~]"
+# ... and, for the sentences of the instruction, but . ? ! too: one or two whole sentences, each ending in
+# its terminator, so the grammar lets a model that runs on stop only at a sentence's end, never mid-way
+# (SmolLM2 ran to a plain character bound on 10 of 15 Yoruba segments)
+_SENTENCE_CHARS = 99
+_SENTENCE = rf"[ #-\-/->@-\[\]-~]{{2,{_SENTENCE_CHARS}}}[.?!]"
+INSTRUCTION_PATTERN = rf"^{_SENTENCE}(?: {_SENTENCE})?$"
+MAX_INSTRUCTION_CHARS = 2 * (_SENTENCE_CHARS + 1) + 1
 # The answer is one instruction of one to three sentences and a category line (text mode), or that
 # as JSON (schema mode): at most 200 tokens of instruction, the category and the JSON around them.
 BACKTRANSLATION_MAX_TOKENS = 240
@@ -79,7 +85,7 @@ def backtranslation_response_format() -> dict[str, Any]:
     schema = {
         "type": "object",
         "properties": {
-            "instruction": {"type": "string", "pattern": f"^{ENGLISH_TEXT_CHAR}{{0,{MAX_INSTRUCTION_CHARS}}}$"},
+            "instruction": {"type": "string", "pattern": INSTRUCTION_PATTERN},
             "category": {"type": "string", "enum": list(CATEGORIES)},
         },
         "required": ["instruction", "category"],
@@ -212,10 +218,8 @@ def parse_backtranslation(text: str | None, *, truncated: bool = False) -> Parse
         labelled = _as_labelled_text(payload)
         if labelled is None:
             return ParsedInstruction(None, None, "unparsed")
-        raw = next(str(v) for k, v in payload.items() if str(k).strip().lower() == "instruction")
-        if len(raw) >= MAX_INSTRUCTION_CHARS:
-            # at the schema's bound the grammar closed the string: the instruction was cut mid-way
-            return ParsedInstruction(None, None, "too_long")
+        # under the schema an instruction ends only at a sentence's end (INSTRUCTION_PATTERN): a long one
+        # is caught by the word bound below like any other
         body = labelled
     if NO_INSTRUCTION in body.upper().replace(" ", "_"):
         return ParsedInstruction(None, None, "no_instruction")

@@ -114,8 +114,8 @@ def assign_splits(
         split = max(
             ("test", "validation", "train"), key=lambda s: (targets[s] - filled[s]) / max(targets[s], 1e-9)
         )
-        if targets[split] <= 0:
-            split = "train"
+        if targets[split] <= 0 or filled["train"] == 0:
+            split = "train"  # the first group trains: a tiny dataset must never leave train empty
         for i in rows:
             result[i] = split
         filled[split] += len(rows)

@@ -132,12 +132,19 @@ def test_schema_mode_asks_for_bounded_english_json() -> None:
     assert build_backtranslation_request("x y z", "Yoruba").response_format is None  # text mode by default
 
 
-def test_a_json_instruction_cut_at_the_schema_bound_is_not_used() -> None:
+def test_a_schema_instruction_is_whole_sentences_and_a_long_one_is_not_used() -> None:
     import json
+    import re
 
-    from instruct_global.lib.curate.backtranslation import MAX_INSTRUCTION_CHARS
+    from instruct_global.lib.curate.backtranslation import INSTRUCTION_PATTERN, MAX_INSTRUCTION_WORDS
 
-    words = ("Describe the market " * 40)[: MAX_INSTRUCTION_CHARS]
-    assert parse_backtranslation(json.dumps({"instruction": words, "category": "generation"})).reason == "too_long"
-    shorter = words[: MAX_INSTRUCTION_CHARS - 5].rstrip() + "."
-    assert parse_backtranslation(json.dumps({"instruction": shorter, "category": "generation"})).ok
+    # the grammar stops a model that runs on only at a sentence's end, never mid-word
+    assert not re.fullmatch(INSTRUCTION_PATTERN, ("Describe the market " * 40)[:150])
+    assert not re.fullmatch(INSTRUCTION_PATTERN, "One. Two. Three.")  # at most two sentences
+    two = "Describe the Saturday market in Ibadan. Say what the traders sell!"
+    assert re.fullmatch(INSTRUCTION_PATTERN, two)
+    assert parse_backtranslation(json.dumps({"instruction": two, "category": "generation"})).ok
+    rambling = " ".join(["word"] * (MAX_INSTRUCTION_WORDS + 1)) + "."
+    assert parse_backtranslation(json.dumps({"instruction": rambling, "category": "generation"})).reason == "too_long"
+
+

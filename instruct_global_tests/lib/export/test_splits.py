@@ -69,3 +69,12 @@ def test_a_row_without_output_is_named() -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match="missing columns"):
         build_export(pd.DataFrame({"id": ["a"], "instruction": ["x"]}))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_a_tiny_dataset_always_trains_on_something(n: int) -> None:
+    config = SplitConfig(validation_share=0.25, test_share=0.25)
+    splits = assign_splits([f"id{i}" for i in range(n)], list(range(n)), config)
+    assert splits.count("train") >= 1
+    if n >= 3:  # then validation and test get a row too
+        assert {"validation", "test"} <= set(splits)
