@@ -25,8 +25,7 @@ def markdown_bars(counts: Mapping[str, int], label: str, bar_width: int = 30) ->
     return "\n".join(lines)
 
 
-def bar_chart_png(counts: Mapping[str, int], title: str, xlabel: str) -> bytes | None:
-    """PNG bytes of a bar chart, or None when matplotlib is not installed."""
+def _figure():  # -> (Figure, Axes) | None: matplotlib is optional
     try:
         import matplotlib
 
@@ -35,7 +34,15 @@ def bar_chart_png(counts: Mapping[str, int], title: str, xlabel: str) -> bytes |
     except ImportError:
         return None
     figure = Figure(figsize=(6, 3), dpi=100)
-    axes = figure.subplots()
+    return figure, figure.subplots()
+
+
+def bar_chart_png(counts: Mapping[str, int], title: str, xlabel: str) -> bytes | None:
+    """PNG bytes of a bar chart, or None when matplotlib is not installed."""
+    made = _figure()
+    if made is None:
+        return None
+    figure, axes = made
     names = [str(k) for k in counts]
     bars = axes.bar(names, list(counts.values()), color="#2E7D32")
     axes.bar_label(bars)
@@ -92,15 +99,10 @@ def loss_curve_png(log_history: Sequence[Mapping[str, object]], title: str) -> b
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
     if not train and not evals:
         return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        from matplotlib.figure import Figure
-    except ImportError:
+    made = _figure()
+    if made is None:
         return None
-    figure = Figure(figsize=(6, 3), dpi=100)
-    axes = figure.subplots()
+    figure, axes = made
     for points, label, style in ((train, "train loss", "o-"), (evals, "eval loss", "s--")):
         if points:
             axes.plot([p[0] for p in points], [p[1] for p in points], style, label=label)

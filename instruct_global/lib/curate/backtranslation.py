@@ -24,6 +24,7 @@ from instruct_global.lib.common.categories import (
     is_category,
     normalise_category,
 )
+from instruct_global.lib.common.json_answer import json_answer
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
 from instruct_global.lib.common.text_tokens import unicode_word_tokenize
 from instruct_global.lib.curate.delimiting import delimit
@@ -178,21 +179,6 @@ def _unquote(text: str) -> str:
     return text
 
 
-_FENCE_RE = regex.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?```\s*$", regex.DOTALL)
-
-
-def _json_answer(body: str) -> dict[str, Any] | None:
-    """The object of a JSON answer (schema mode, or a model that chose JSON, fenced or not)."""
-    fence = _FENCE_RE.match(body)
-    if fence:
-        body = fence.group(1).strip()
-    if not body.startswith("{"):
-        return None
-    try:
-        value, _end = json.JSONDecoder().raw_decode(body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _as_labelled_text(payload: dict[str, Any]) -> str | None:
@@ -213,7 +199,7 @@ def parse_backtranslation(text: str | None, *, truncated: bool = False) -> Parse
     if truncated:
         return ParsedInstruction(None, None, "truncated")
     body = text.strip()
-    payload = _json_answer(body)
+    payload = json_answer(body)
     if payload is not None:
         labelled = _as_labelled_text(payload)
         if labelled is None:

@@ -9,12 +9,12 @@ give ``score=None`` and a reason. A missing score is never read as a default.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import regex
 
+from instruct_global.lib.common.json_answer import json_answer
 from instruct_global.lib.common.llm_types import ChatMessage, ChatRequest
 from instruct_global.lib.curate.backtranslation import ENGLISH_TEXT_CHAR
 from instruct_global.lib.curate.delimiting import delimit
@@ -126,22 +126,6 @@ def _judge(values: list[tuple[float, str | None]]) -> ParsedScore:
     return ParsedScore(int(value), None)
 
 
-_FENCE_RE = regex.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?```\s*$", regex.DOTALL)
-
-
-def _json_answer(text: str) -> dict[str, Any] | None:
-    """The object of a JSON answer (schema mode, or a model that chose JSON), else None."""
-    body = text.strip()
-    fence = _FENCE_RE.match(body)
-    if fence:
-        body = fence.group(1).strip()
-    if not body.startswith("{"):
-        return None
-    try:
-        value, _end = json.JSONDecoder().raw_decode(body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _json_score(payload: dict[str, Any]) -> ParsedScore | None:
@@ -162,7 +146,7 @@ def parse_score(text: str | None) -> ParsedScore:
     """The rubric score in a judge's answer, or why there is none (never a default)."""
     if text is None or not text.strip():
         return ParsedScore(None, "empty")
-    payload = _json_answer(text)
+    payload = json_answer(text)
     if payload is not None:
         scored = _json_score(payload)
         if scored is not None:
