@@ -240,9 +240,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         elif kind in ("truncated", "reset"):
             self._send_partial(status, headers, data, reset=kind == "reset")
         else:
-            self._send(status, headers, data)
+            # counted before the answer goes out: the client may read it (and the test look) before
+            # this thread runs again; an answer that could not be sent is taken back
             with proxy._lock:
                 proxy.delivered[key] += 1
+            try:
+                self._send(status, headers, data)
+            except OSError:
+                with proxy._lock:
+                    proxy.delivered[key] -= 1
+                raise
         if gated:
             with proxy._lock:
                 proxy.gate_answered += 1
