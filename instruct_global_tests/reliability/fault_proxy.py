@@ -104,6 +104,7 @@ class FaultProxy(LocalHTTPServer):
         self.delivered: Counter[str] = Counter()  # payload key -> clean answers that reached the client
         self.upstream_answers: Counter[str] = Counter()  # payload key -> 2xx answers the upstream gave
         self.faults: list[tuple[str, str]] = []  # (payload key, kind) in arrival order
+        self._turn = 0  # the next fault kind, in turn
         self._lock = threading.Lock()
         # the gate (crash tests): after ``gate_after`` clean answers to requests ``gate_matches``, hold
         # every further matching request unanswered, so a kill lands at a known count
@@ -135,7 +136,12 @@ class FaultProxy(LocalHTTPServer):
         rng = random.Random(f"{self.seed}:{key}:{attempt}")
         if attempt >= self.max_faults_per_payload or rng.random() >= self.rate:
             return None, rng
-        return rng.choice(self.kinds), rng
+        # which requests fail is seeded by payload; the kinds take turns, so every kind is injected
+        # once a proxy has injected len(kinds) faults, whatever the payloads (ports end up in them)
+        with self._lock:
+            kind = self.kinds[self._turn % len(self.kinds)]
+            self._turn += 1
+        return kind, rng
 
     def note(self, key: str, kind: str) -> None:
         with self._lock:
