@@ -21,6 +21,7 @@ from instruct_global.assets.common import (
     call_metadata,
     drop_metadata,
     outside_service_retry,
+    permanent_errors,
     rejects_metadata,
 )
 from instruct_global.frames import RejectsFrame, TargetRowsFrame
@@ -91,7 +92,8 @@ def translated_instructions(
     if translator_steps_aside(translator):
         yield from _stepped_aside(context, english, lang)
         return
-    _require_backend(translator, lang)
+    with permanent_errors(UnsupportedLanguageError):  # another backend is the fix, not a retry
+        _require_backend(translator, lang)
 
     backend_errors: list[str] = []
 
