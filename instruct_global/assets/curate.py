@@ -19,6 +19,7 @@ from dagster import (
     AssetOut,
     AssetRecordsFilter,
     Config,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -158,9 +159,9 @@ def backtranslated_pairs(
     mt_errors: list[str] = []
     to_english, to_target = _translate_fns(translator, lang, mt_errors)
     if _needs_translator(settings) and not selection.segments.empty and not translator.supports(lang):
-        raise ValueError(f"{lang.name}: mode={settings.mode}, show_segment_translation="
+        raise Failure(allow_retries=False, description=(f"{lang.name}: mode={settings.mode}, show_segment_translation="
                          f"{settings.show_segment_translation} need a translator covering the language; "
-                         f"'{translator.backend_name}' does not")
+                         f"'{translator.backend_name}' does not"))
     generator = describe_model(llm.backend_name, llm.model, {"temperature": settings.temperature,
                                                               "max_tokens": settings.max_tokens})
     result = backtranslate(
