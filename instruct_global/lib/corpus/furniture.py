@@ -131,6 +131,15 @@ def furniture_kind(
     return None
 
 
+
+def _join_without_blank_runs(kept: list[str]) -> str:
+    """The kept lines, with no runs of blank lines where furniture stood."""
+    out: list[str] = []
+    for line in kept:
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    return "\n".join(out).strip()
+
 def remove_furniture(
     text: str,
     recurring: RecurringFurniture | None,
@@ -146,11 +155,7 @@ def remove_furniture(
             kept.append(line)
         elif counts is not None:
             counts[kind] += 1
-    out: list[str] = []
-    for line in kept:  # no runs of blank lines where furniture stood
-        if line.strip() or (out and out[-1].strip()):
-            out.append(line)
-    return "\n".join(out).strip()
+    return _join_without_blank_runs(kept)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,11 +320,7 @@ def remove_furniture_hashed(
             kept.append(line)
         else:
             counts[kind] += 1
-    out: list[str] = []
-    for line in kept:  # no runs of blank lines where furniture stood
-        if line.strip() or (out and out[-1].strip()):
-            out.append(line)
-    return "\n".join(out).strip()
+    return _join_without_blank_runs(kept)
 
 
 def recurring_report(recurring: RecurringHashes, names: dict[int, str], top: int = 10) -> dict[str, object]:
