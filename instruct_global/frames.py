@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning
+import pandas as pd
+import pyarrow.parquet as pq
+from dagster import BetaWarning, DagsterType, TypeCheck
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+
+from instruct_global.lib.common.frame_stream import StagedParquet
 
 # dagster-pandas marks its column and frame types as beta; the warnings would print on every CLI start
 warnings.filterwarnings("ignore", category=BetaWarning, module="dagster_pandas")
@@ -150,3 +154,36 @@ HumanEvalScoresFrame = create_dagster_pandas_dataframe_type(
         PandasColumn.boolean_column("loses_significantly", non_nullable=True),
     ],
 )
+
+
+STAGED_CHECK_BATCH_ROWS = 4096
+
+
+def frame_or_staged_parquet(frame_type: DagsterType) -> DagsterType:
+    """``frame_type``, also for an output written in batches (``StagedParquet``): the staged file is
+    checked a batch at a time (bounded memory) with the same column rules, so a bad row still fails
+    at the boundary, before the file is moved into place; a file that fails is deleted. Uniqueness
+    rules hold within each batch of ``STAGED_CHECK_BATCH_ROWS`` rows."""
+
+    def check(context, value) -> TypeCheck:
+        if isinstance(value, pd.DataFrame):
+            return frame_type.type_check(context, value)
+        if not isinstance(value, StagedParquet):
+            return TypeCheck(False, description=f"expected a DataFrame or a StagedParquet, got {type(value)}")
+        start = 0
+        for batch in pq.ParquetFile(value.path).iter_batches(batch_size=STAGED_CHECK_BATCH_ROWS):
+            frame = batch.to_pandas()
+            outcome = frame_type.type_check(context, frame)
+            if not outcome.success:
+                value.path.unlink(missing_ok=True)  # never moved into place: nothing else would remove it
+                return TypeCheck(False, description=f"rows {start}-{start + len(frame) - 1} of the staged "
+                                 f"{value.target.name}: {outcome.description}", metadata=outcome.metadata)  # fmt: skip
+            start += len(frame)
+        return TypeCheck(True, metadata={"row_count": value.rows})
+
+    return DagsterType(type_check_fn=check, name=f"{frame_type.unique_name}OrStaged",
+                       description=f"{frame_type.description} (in memory, or written in batches)")  # fmt: skip
+
+
+CleanDocumentsOutput = frame_or_staged_parquet(CleanDocumentsFrame)
+RejectsOutput = frame_or_staged_parquet(RejectsFrame)

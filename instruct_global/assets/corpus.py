@@ -12,6 +12,8 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
+    AssetKey,
     AssetOut,
     Config,
     MetadataValue,
@@ -22,7 +24,8 @@ from dagster import (
 from pydantic import Field
 
 from instruct_global.assets.common import drop_metadata, outside_service_retry
-from instruct_global.frames import CleanDocumentsFrame, DocumentsFrame, RejectsFrame, SourceRecordsFrame
+from instruct_global.frames import CleanDocumentsOutput, DocumentsFrame, RejectsOutput, SourceRecordsFrame
+from instruct_global.lib.common.frame_stream import ParquetSink, ParquetSource, schema_with
 from instruct_global.lib.common.plots import histogram_markdown
 from instruct_global.lib.common.report import (
     LENGTH_BINS_CHARS,
@@ -32,12 +35,18 @@ from instruct_global.lib.common.report import (
 from instruct_global.lib.corpus.bbc import BbcScraper
 from instruct_global.lib.corpus.bbc_saved import iter_saved_articles
 from instruct_global.lib.corpus.checks import duplicate_rate, lid_pass_rate, min_documents
-from instruct_global.lib.corpus.cleaning import CleaningConfig, clean_corpus
+from instruct_global.lib.corpus.cleaning import (
+    CLEAN_ARROW_COLUMNS,
+    REJECT_ARROW_COLUMNS,
+    CleaningConfig,
+    clean_corpus_stream,
+)
 from instruct_global.lib.corpus.documents import documents_frame
 from instruct_global.lib.corpus.source_records import RECORD_COLUMNS, load_source_records
 from instruct_global.lib.corpus.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.http import HttpFetcherResource
+from instruct_global.resources.parquet_io import ROW_SOURCE, PartitionedParquetIOManager
 
 
 class WikipediaConfig(Config):
@@ -227,55 +236,70 @@ CLEAN_CHECKS = ("min_documents", "lid_pass_rate", "duplicate_rate")
 
 @multi_asset(
     outs={
-        "clean_documents": AssetOut(group_name="corpus", dagster_type=CleanDocumentsFrame, description=(
+        "clean_documents": AssetOut(group_name="corpus", dagster_type=CleanDocumentsOutput, description=(
             "Normalised, language-checked, de-duplicated text, chunked under a token budget.")),
-        "clean_document_rejects": AssetOut(group_name="corpus", dagster_type=RejectsFrame, description=(
+        "clean_document_rejects": AssetOut(group_name="corpus", dagster_type=RejectsOutput, description=(
             "Documents dropped by cleaning, as they were, with the reason.")),
     },
+    # read in batches and written in batches: memory does not grow with the partition's text
+    ins={"wikipedia_articles": AssetIn(metadata=ROW_SOURCE), "bbc_articles": AssetIn(metadata=ROW_SOURCE)},
     partitions_def=language_partitions,
     check_specs=[AssetCheckSpec(name, asset="clean_documents") for name in CLEAN_CHECKS],
+    required_resource_keys={"io_manager"},
 )
 def clean_documents(
     context: AssetExecutionContext,
     config: CleanDocumentsConfig,
-    wikipedia_articles: pd.DataFrame,
-    bbc_articles: pd.DataFrame,
+    wikipedia_articles: ParquetSource,
+    bbc_articles: ParquetSource,
 ):
     lang = partition_language(context.partition_key)
-    docs = pd.concat([wikipedia_articles, bbc_articles], ignore_index=True, sort=False)
-    result = clean_corpus(docs, lang, CleaningConfig(
-        min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
-        near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
-        remove_boilerplate=config.remove_boilerplate, remove_furniture=config.remove_furniture,
-        furniture_min_docs=config.furniture_min_docs, furniture_min_share=config.furniture_min_share,
-        furniture_max_prefix_words=config.furniture_max_prefix_words, workers=config.workers,
-    ))
-    clean = result.clean
-    yield Output(clean, output_name="clean_documents", metadata={
-        "documents_in": len(docs),
-        "documents_kept": int(clean["doc_id"].nunique()) if not clean.empty else 0,
-        "chunks": len(clean),
-        "tokens": int(clean["n_tokens"].sum()) if not clean.empty else 0,
-        "lid_method": result.lid_method,
-        "furniture_lines_removed": result.stats["furniture_lines_removed"],
-        "furniture_lines_by_kind": MetadataValue.json(result.stats["furniture_lines_by_kind"]),
-        "stats": MetadataValue.json(result.stats),
-        "preview": MetadataValue.md(markdown_preview(clean, ["source", "title", "n_tokens", "lid_score", "text"])),
-        "token_histogram": MetadataValue.md(
-            histogram_markdown(clean["n_tokens"], [0, 32, 64, 128, 256, 512, 1024], "tokens per chunk")),
-        **drop_metadata(result.drop_counts),
+    source = ParquetSource([*wikipedia_articles.paths, *bbc_articles.paths])
+    io_manager: PartitionedParquetIOManager = context.resources.io_manager
+    clean_sink = ParquetSink(io_manager.partition_path(AssetKey("clean_documents"), context.partition_key),
+                             schema_with(source.schema, CLEAN_ARROW_COLUMNS))  # fmt: skip
+    rejects_sink = ParquetSink(io_manager.partition_path(AssetKey("clean_document_rejects"), context.partition_key),
+                               schema_with(source.schema, REJECT_ARROW_COLUMNS))  # fmt: skip
+    try:
+        summary = clean_corpus_stream(source, lang, CleaningConfig(
+            min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
+            near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
+            remove_boilerplate=config.remove_boilerplate, remove_furniture=config.remove_furniture,
+            furniture_min_docs=config.furniture_min_docs, furniture_min_share=config.furniture_min_share,
+            furniture_max_prefix_words=config.furniture_max_prefix_words, workers=config.workers,
+        ), clean_sink, rejects_sink)
+        clean_file, rejects_file = clean_sink.staged_file(), rejects_sink.staged_file()
+    except BaseException:
+        clean_sink.abort()
+        rejects_sink.abort()
+        raise
+    stats = summary.stats
+    yield Output(clean_file, output_name="clean_documents", metadata={
+        "documents_in": source.num_rows,
+        "documents_kept": stats["documents_kept"],
+        "chunks": clean_file.rows,
+        "tokens": stats["tokens_total"],
+        "lid_method": summary.lid_method,
+        "furniture_lines_removed": stats["furniture_lines_removed"],
+        "furniture_lines_by_kind": MetadataValue.json(stats["furniture_lines_by_kind"]),
+        "stats": MetadataValue.json(stats),
+        "preview": MetadataValue.md(markdown_preview(summary.preview, ["source", "title", "n_tokens", "lid_score",
+                                                                       "text"])),
+        "token_histogram": MetadataValue.md(histogram_markdown(
+            pd.Series(summary.n_tokens, dtype="int64"), [0, 32, 64, 128, 256, 512, 1024], "tokens per chunk")),
+        **drop_metadata(summary.drop_counts),
     })
-    yield Output(result.rejects, output_name="clean_document_rejects",
-                 metadata={"rejects": len(result.rejects), **drop_metadata(result.drop_counts)})
-    documents_in, kept = len(docs), int(result.stats.get("documents_kept", 0))
+    yield Output(rejects_file, output_name="clean_document_rejects",
+                 metadata={"rejects": rejects_file.rows, **drop_metadata(summary.drop_counts)})
+    documents_in, kept = source.num_rows, int(stats.get("documents_kept", 0))
     outcomes = {
         "min_documents": min_documents(kept, config.check_min_documents),
-        "lid_pass_rate": lid_pass_rate(result.drop_counts, documents_in, config.check_min_lid_pass_rate),
-        "duplicate_rate": duplicate_rate(result.drop_counts, documents_in, config.check_max_duplicate_rate),
+        "lid_pass_rate": lid_pass_rate(summary.drop_counts, documents_in, config.check_min_lid_pass_rate),
+        "duplicate_rate": duplicate_rate(summary.drop_counts, documents_in, config.check_max_duplicate_rate),
     }
     for name, outcome in outcomes.items():
         yield AssetCheckResult(
             check_name=name, asset_key="clean_documents", passed=outcome.passed,
             severity=AssetCheckSeverity.WARN, description=outcome.description,
-            metadata={"value": outcome.value, "lid_method": result.lid_method},
+            metadata={"value": outcome.value, "lid_method": summary.lid_method},
         )

@@ -145,3 +145,88 @@ def test_clean_documents_counts_every_drop_and_runs_its_checks(tmp_path: Path, l
     assert meta["lid_method"].value == lid_method
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"min_documents": True, "lid_pass_rate": True, "duplicate_rate": True}
+
+
+def _sample_partitions(data_dir: Path, lang: str) -> None:
+    from instruct_global_tests.conftest import REPO_ROOT
+
+    samples = REPO_ROOT / "data" / "samples"
+    config = {
+        "wikipedia_articles": {"config": {"source": "dump",
+                                          "dump_path": str(samples / "wikipedia" / "{wiki}wiki-sample-pages-articles.xml.bz2")}},
+        "bbc_articles": {"config": {"source": "saved", "saved_pages_dir": str(samples / "bbc" / "{service}")}},
+    }  # fmt: skip
+    assert materialize([wikipedia_articles, bbc_articles], partition_key=lang, run_config={"ops": config},
+                       resources={"io_manager": PartitionedParquetIOManager(data_dir=str(data_dir)),
+                                  "http": FAST_HTTP}).success  # fmt: skip
+
+
+def _clean_only(data_dir: Path, lang: str):
+    from instruct_global.assets.corpus import clean_documents
+
+    return materialize(
+        [wikipedia_articles.to_source_asset(), bbc_articles.to_source_asset(), clean_documents], partition_key=lang,
+        resources={"io_manager": PartitionedParquetIOManager(data_dir=str(data_dir))}, raise_on_error=False,
+        selection=list(clean_documents.keys),
+    )  # fmt: skip
+
+
+def test_clean_documents_streams_its_partition_and_leaves_no_staged_files(tmp_path: Path) -> None:
+    _sample_partitions(tmp_path, "yor")
+    result = _clean_only(tmp_path, "yor")
+    assert result.success
+    for name in ("clean_documents", "clean_document_rejects"):
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["yor.parquet"]
+    clean = pd.read_parquet(tmp_path / "clean_documents" / "yor.parquet")
+    meta = result.asset_materializations_for_node("clean_documents")[0].metadata
+    assert meta["row_count"].value == meta["chunks"].value == len(clean) > 10
+    assert str(clean["title"].iloc[0]) in meta["preview"].value
+
+
+def test_a_failed_clean_leaves_the_stored_partition_as_it_was(tmp_path: Path) -> None:
+    _sample_partitions(tmp_path, "yor")
+    assert _clean_only(tmp_path, "yor").success
+    stored = (tmp_path / "clean_documents" / "yor.parquet").read_bytes()
+    bbc = tmp_path / "bbc_articles" / "yor.parquet"
+    pd.read_parquet(bbc).drop(columns=["license"]).to_parquet(bbc, index=False)
+    result = _clean_only(tmp_path, "yor")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure)
+    assert f"{bbc} lacks required columns: license" in str(failure.event_specific_data)
+    assert (tmp_path / "clean_documents" / "yor.parquet").read_bytes() == stored
+    for name in ("clean_documents", "clean_document_rejects"):
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["yor.parquet"]
+
+
+def test_a_staged_file_breaking_the_contract_fails_the_type_check_with_its_rows(tmp_path: Path) -> None:
+    from dagster import Output, asset
+
+    from instruct_global.frames import CleanDocumentsOutput
+    from instruct_global.lib.common.frame_stream import ParquetSink, schema_with
+    from instruct_global.lib.corpus.cleaning import CLEAN_ARROW_COLUMNS
+    from instruct_global.partitions import language_partitions
+
+    n = 5000  # past the first checked batch of 4096 rows
+    good = pd.DataFrame({"doc_id": "d", "lang": "yor", "source": "wikipedia", "url": "u", "title": "t", "text": "x",
+                         "license": "CC BY-SA 4.0", "retrieved_at": "2025", "chunk_id": [f"c{i}" for i in range(n)],
+                         "chunk_index": range(n), "n_chunks": n, "n_tokens": 5, "lid_lang": "yor", "lid_score": 0.9})  # fmt: skip
+    bad = good.tail(1).assign(chunk_id="last", n_tokens=0)  # a chunk of no tokens breaks the contract
+    import pyarrow as pa
+
+    schema = schema_with(pa.Schema.from_pandas(good.drop(columns=list(CLEAN_ARROW_COLUMNS)), preserve_index=False),
+                         CLEAN_ARROW_COLUMNS)  # fmt: skip
+    target = tmp_path / "streamed_chunks" / "yor.parquet"
+
+    @asset(partitions_def=language_partitions, dagster_type=CleanDocumentsOutput)
+    def streamed_chunks():
+        sink = ParquetSink(target, schema)
+        sink.write(good)
+        sink.write(bad)
+        return Output(sink.staged_file())
+
+    result = materialize([streamed_chunks], partition_key="yor", raise_on_error=False,
+                         resources={"io_manager": PartitionedParquetIOManager(data_dir=str(tmp_path))})  # fmt: skip
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure)
+    assert "rows 4096-5000 of the staged yor.parquet" in str(failure.event_specific_data)
+    assert not target.exists() and list(target.parent.iterdir()) == []  # the staged file is gone too

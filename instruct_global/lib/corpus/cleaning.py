@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import pickle
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -39,8 +40,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from instruct_global.languages import Language
+from instruct_global.lib.common.frame_stream import FrameSink, FrameSource, RowSink, RowSource
 from instruct_global.lib.common.text_tokens import WORD_RE
 from instruct_global.lib.corpus.bbc_labels import LabelMatcher, label_matcher
 from instruct_global.lib.corpus.chunking import (
@@ -175,9 +178,11 @@ def language_filter(result: LidResult, lang: Language, min_score: float) -> Verd
 
 def _as_doc_id(value: object) -> str:
     """The id as text; "" for None/NaN/NA (checked as scalars, so a stray list cannot crash it)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return ""
-    return str(value).strip()
+    return "" if _missing(value) else str(value).strip()
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def chunk_id(doc_id: str, index: int) -> str:
@@ -212,6 +217,10 @@ _CLEAN_DTYPES = {
     "lid_score": "float64",
 }
 _REJECT_DTYPES = {"reason": "object", "reason_detail": "object"}
+# The same columns as Parquet types, for output written in batches.
+CLEAN_ARROW_COLUMNS = {"chunk_id": pa.string(), "chunk_index": pa.int64(), "n_chunks": pa.int64(),
+                       "n_tokens": pa.int64(), "lid_lang": pa.string(), "lid_score": pa.float64()}  # fmt: skip
+REJECT_ARROW_COLUMNS = {"reason": pa.string(), "reason_detail": pa.string()}
 
 
 @dataclass
@@ -365,128 +374,265 @@ def _picklable(value: object) -> bool:
 
 def clean_corpus(docs: pd.DataFrame, lang: Language, config: CleaningConfig | None = None) -> CleaningResult:
     """Clean one language partition's documents. Input follows the documents contract."""
-    config = config or CleaningConfig()
     docs = _with_required_columns(docs)
+    clean_sink = FrameSink(_empty_frame_like(docs, _CLEAN_DTYPES))
+    rejects_sink = FrameSink(_empty_frame_like(docs, _REJECT_DTYPES))
+    summary = clean_corpus_stream(FrameSource(docs), lang, config, clean_sink, rejects_sink)
+    return CleaningResult(clean_sink.frame(), rejects_sink.frame(), summary.drop_counts, summary.lid_method,
+                          summary.stats)  # fmt: skip
+
+
+def clean_corpus_stream(
+    source: RowSource,
+    lang: Language,
+    config: CleaningConfig | None,
+    clean_sink: RowSink,
+    rejects_sink: RowSink,
+    batch_rows: int = 1024,
+) -> CleaningSummary:
+    """Clean documents read from ``source`` in batches; chunks and rejects go to the sinks in input order.
+
+    Memory does not grow with the text of the partition: between the two passes the normalised
+    texts wait in a temporary file, and output rows are written a batch of input at a time
+    (``batch_rows`` input rows are read at once). What is kept per document is small: its id, a few
+    flags, ~2 KB in the near-duplicate index if it is kept.
+    """
+    config = config or CleaningConfig()
+    source.require(DOCUMENT_COLUMNS, "documents")
     workers = resolve_workers(config.workers)
     if workers > 1 and not _picklable(config):
         workers = 1  # a custom token counter that cannot travel to other processes
     runner = _Runner(workers, config.batch_size)
     try:
-        return _clean(docs, lang, config, runner)
+        return _clean(source, lang, config, runner, clean_sink, rejects_sink, batch_rows)
     finally:
         runner.close()
 
 
-def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _Runner) -> CleaningResult:
+@dataclass
+class CleaningSummary:
+    drop_counts: dict[str, int]
+    lid_method: str
+    stats: dict[str, Any]
+    n_tokens: list[int]  # per chunk written, for the histogram
+    preview: pd.DataFrame  # the first chunks written
+
+
+class _TextSpill:
+    """Texts written once and read back once, in order, from a temporary file."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+
+    def append(self, text: str) -> None:
+        data = text.encode("utf-8", "surrogatepass")
+        self._file.write(len(data).to_bytes(8, "little"))
+        self._file.write(data)
+
+    def __iter__(self) -> Iterator[str]:
+        self._file.flush()
+        self._file.seek(0)
+        while header := self._file.read(8):
+            yield self._file.read(int.from_bytes(header, "little")).decode("utf-8", "surrogatepass")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Writer:
+    """Output rows for the input rows in order, built one input batch at a time."""
+
+    PREVIEW_ROWS = 10
+
+    def __init__(self, source: RowSource, batch_rows: int, clean_sink: RowSink, rejects_sink: RowSink) -> None:
+        self._frames = source.iter_frames(batch_rows)
+        self._frame: pd.DataFrame | None = None
+        self._start = self._end = 0
+        self._chunks: list[tuple[int, str, int, int, int, LidResult]] = []
+        self._rejects: list[tuple[int, str, str]] = []
+        self._clean_sink, self._rejects_sink = clean_sink, rejects_sink
+        self.n_tokens: list[int] = []
+        self.preview: list[pd.DataFrame] = []
+        self._previewed = 0
+
+    def _at(self, pos: int) -> None:
+        while pos >= self._end:
+            self._flush()
+            frame = next(self._frames)
+            self._frame, self._start, self._end = frame.reset_index(drop=True), self._end, self._end + len(frame)
+
+    def chunks(self, pos: int, rows: list[tuple[int, str, int, int, int, LidResult]]) -> None:
+        self._at(pos)
+        self._chunks.extend(rows)
+
+    def reject(self, pos: int, reason: str, detail: str) -> None:
+        self._at(pos)
+        self._rejects.append((pos, reason, detail))
+
+    def _flush(self) -> None:
+        if self._frame is None:
+            return
+        if self._chunks:
+            clean = _build_clean(self._frame, [(r[0] - self._start, *r[1:]) for r in self._chunks])
+            self._clean_sink.write(clean)
+            self.n_tokens.extend(r[4] for r in self._chunks)
+            if self._previewed < self.PREVIEW_ROWS:
+                self.preview.append(clean.head(self.PREVIEW_ROWS - self._previewed))
+                self._previewed += len(self.preview[-1])
+        if self._rejects:
+            self._rejects_sink.write(_build_rejects(self._frame, [(r[0] - self._start, *r[1:]) for r in self._rejects]))
+        self._chunks, self._rejects = [], []
+
+    def close(self) -> None:
+        self._flush()
+        self._frame = None
+
+
+def _clean(
+    source: RowSource, lang: Language, config: CleaningConfig, runner: _Runner, clean_sink: RowSink,
+    rejects_sink: RowSink, batch_rows: int,
+) -> CleaningSummary:  # fmt: skip
     seen_ids: set[str] = set()
     drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-    rejected: list[tuple[int, str, str]] = []  # (row position, reason, detail)
-    chunk_rows: list[tuple[int, str, int, int, int, LidResult]] = []
+    writer = _Writer(source, batch_rows, clean_sink, rejects_sink)
+    n_rejected = 0
 
     def reject(pos: int, reason: str, detail: str) -> None:
+        nonlocal n_rejected
         drops[reason] += 1
-        rejected.append((pos, reason, detail))
+        n_rejected += 1
+        writer.reject(pos, reason, detail)
 
+    doc_ids = [_as_doc_id(v) for v in source.column("doc_id")] if source.num_rows else []
+    all_sources = source.column("source") if source.num_rows else []
     valid: list[int] = []  # positions with a usable, first-seen doc_id
-    for pos, doc_id_raw in enumerate(docs["doc_id"]):
-        doc_id = _as_doc_id(doc_id_raw)
+    invalid: list[tuple[int, str]] = []  # (position, detail), rejected in input order below
+    for pos, doc_id in enumerate(doc_ids):
         if not doc_id or doc_id in seen_ids:
-            reject(pos, "invalid_doc_id", "doc_id is missing" if not doc_id else f"doc_id {doc_id!r} repeats")
+            invalid.append((pos, "doc_id is missing" if not doc_id else f"doc_id {doc_id!r} repeats"))
             continue
         seen_ids.add(doc_id)
         valid.append(pos)
+    del seen_ids
+    is_valid = np.zeros(len(doc_ids), dtype=bool)
+    is_valid[valid] = True
+
+    def raw_texts() -> Iterator[object]:
+        pos = 0
+        for frame in source.iter_frames(batch_rows, ["text"]):
+            for value in frame["text"].tolist():
+                if is_valid[pos]:
+                    yield value
+                pos += 1
 
     # Pass 1 (workers): normalise; each document's furniture statistics come back as hashes.
-    raw_texts = docs["text"]
-    sources = [str(s) for s in docs["source"].iloc[valid].fillna("").tolist()]
+    sources = ["" if _missing(s) else str(s) for s in (all_sources[p] for p in valid)]
+    del all_sources
     counters: dict[str, RecurringCounter] = {}
     first_seen: set[tuple[str, bytes]] = set()
-    texts: list[str] = []
+    spill = _TextSpill()
     repeats: list[bool] = []
     boilerplate_per_doc: list[int] = []
     ftfy_repaired = chars_in = 0
-    for i, n in enumerate(runner.map(_normalise_batch, (raw_texts.iat[p] for p in valid), config)):
-        texts.append(n.text)
-        boilerplate_per_doc.append(n.boilerplate_lines)
-        ftfy_repaired += n.ftfy_changed
-        chars_in += n.chars_in
-        digest = n.keys.digest if n.keys is not None else text_fingerprint(n.text).encode()
-        # Same source, same normalised text: the same text after furniture removal, so an exact
-        # duplicate (or as short as the first); language ID is not needed for it.
-        repeats.append((sources[i], digest) in first_seen)
-        first_seen.add((sources[i], digest))
-        if n.keys is not None:
-            counters.setdefault(sources[i], RecurringCounter()).add(n.keys)
-    del first_seen
-    furniture_config = config.furniture()
-    recurring = {source: c.result(furniture_config) for source, c in counters.items()} if config.remove_furniture else None
-    del counters
+    try:
+        for i, n in enumerate(runner.map(_normalise_batch, raw_texts(), config)):
+            spill.append(n.text)
+            boilerplate_per_doc.append(n.boilerplate_lines)
+            ftfy_repaired += n.ftfy_changed
+            chars_in += n.chars_in
+            digest = n.keys.digest if n.keys is not None else text_fingerprint(n.text).encode()
+            # Same source, same normalised text: the same text after furniture removal, so an exact
+            # duplicate (or as short as the first); language ID is not needed for it.
+            repeats.append((sources[i], digest) in first_seen)
+            first_seen.add((sources[i], digest))
+            if n.keys is not None:
+                counters.setdefault(sources[i], RecurringCounter()).add(n.keys)
+        del first_seen
+        furniture_config = config.furniture()
+        recurring = (
+            {source: c.result(furniture_config) for source, c in counters.items()} if config.remove_furniture else None
+        )
+        del counters
 
-    # Pass 2 (workers): furniture, language ID, signatures, chunks; decisions here, in input order.
-    exact = ExactDeduplicator()
-    near = NearDeduplicator(config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed)
-    furniture_counts: Counter[str] = Counter()
-    names: dict[int, str] = {}
-    chars_out = 0
+        # Pass 2 (workers): furniture, language ID, signatures, chunks; decisions here, in input order.
+        exact = ExactDeduplicator()
+        near = NearDeduplicator(
+            config.near_duplicate_threshold, config.num_perm, config.shingle_size, config.minhash_seed
+        )
+        furniture_counts: Counter[str] = Counter()
+        names: dict[int, str] = {}
+        chars_out = kept_docs = split_docs = 0
+        lid_sum_kept = 0.0
+        pending_invalid = iter(invalid)
+        next_invalid = next(pending_invalid, None)
 
-    def items() -> Iterator[tuple[str, bool, str]]:
-        for i in range(len(texts)):
-            text, texts[i] = texts[i], ""  # handed to the workers: released as the corpus is worked through
-            yield text, repeats[i], sources[i]
+        def items() -> Iterator[tuple[str, bool, str]]:
+            for i, text in enumerate(spill):
+                yield text, repeats[i], sources[i]
 
-    for i, facts in enumerate(runner.map(_facts_batch, items(), lang, config, recurring)):
-        pos = valid[i]
-        furniture_counts.update(facts.furniture)
-        names.update(facts.furniture_names)
-        keep, reason = facts.length
-        if not keep:
-            removed = sum(facts.furniture.values())
-            detail = (
-                f"nothing left after cleaning ({boilerplate_per_doc[i]} boilerplate lines removed"
-                + (f", {removed} furniture lines" if removed else "") + ")"
-                if reason == "empty_after_cleaning"
-                else f"{facts.n_chars} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
-                f"{config.min_words} words"
-            )
-            reject(pos, str(reason), detail)
-            continue
-        doc_id = _as_doc_id(docs["doc_id"].iat[pos])
-        if (first := exact.duplicate_of_fingerprint(doc_id, facts.fingerprint)) is not None:
-            reject(pos, "exact_duplicate", f"same text as doc_id {first}")
-            continue
-        lid = facts.lid
-        assert lid is not None  # only repeats skip language ID, and a repeat is caught just above
-        if facts.signature is None:  # the language filter failed in the worker
-            reject(
-                pos,
-                "wrong_language",
-                f"{lid.method} says {lid.lang} ({lid.score:.2f}); expected {lang.key} with score >= {config.min_lid_score}",
-            )
-            continue
-        if (match := near.duplicate_of_signature(doc_id, facts.signature)) is not None:
-            reject(pos, "near_duplicate", f"Jaccard ~{match[1]:.2f} with doc_id {match[0]}")
-            continue
-        chars_out += facts.n_chars
-        for index, (chunk, n_tokens) in enumerate(facts.chunks):
-            chunk_rows.append((pos, chunk, index, len(facts.chunks), n_tokens, lid))
+        for i, facts in enumerate(runner.map(_facts_batch, items(), lang, config, recurring)):
+            pos = valid[i]
+            while next_invalid is not None and next_invalid[0] < pos:
+                reject(next_invalid[0], "invalid_doc_id", next_invalid[1])
+                next_invalid = next(pending_invalid, None)
+            furniture_counts.update(facts.furniture)
+            names.update(facts.furniture_names)
+            keep, reason = facts.length
+            if not keep:
+                removed = sum(facts.furniture.values())
+                detail = (
+                    f"nothing left after cleaning ({boilerplate_per_doc[i]} boilerplate lines removed"
+                    + (f", {removed} furniture lines" if removed else "") + ")"
+                    if reason == "empty_after_cleaning"
+                    else f"{facts.n_chars} chars, {facts.n_words} words; minimum {config.min_chars} chars, "
+                    f"{config.min_words} words"
+                )
+                reject(pos, str(reason), detail)
+                continue
+            doc_id = doc_ids[pos]
+            if (first := exact.duplicate_of_fingerprint(doc_id, facts.fingerprint)) is not None:
+                reject(pos, "exact_duplicate", f"same text as doc_id {first}")
+                continue
+            lid = facts.lid
+            assert lid is not None  # only repeats skip language ID, and a repeat is caught just above
+            if facts.signature is None:  # the language filter failed in the worker
+                reject(
+                    pos,
+                    "wrong_language",
+                    f"{lid.method} says {lid.lang} ({lid.score:.2f}); expected {lang.key} with score >= "
+                    f"{config.min_lid_score}",
+                )
+                continue
+            if (match := near.duplicate_of_signature(doc_id, facts.signature)) is not None:
+                reject(pos, "near_duplicate", f"Jaccard ~{match[1]:.2f} with doc_id {match[0]}")
+                continue
+            chars_out += facts.n_chars
+            kept_docs += 1
+            split_docs += len(facts.chunks) > 1
+            lid_sum_kept += lid.score
+            writer.chunks(pos, [(pos, chunk, index, len(facts.chunks), n_tokens, lid)
+                                for index, (chunk, n_tokens) in enumerate(facts.chunks)])  # fmt: skip
+        while next_invalid is not None:
+            reject(next_invalid[0], "invalid_doc_id", next_invalid[1])
+            next_invalid = next(pending_invalid, None)
+        writer.close()
+    finally:
+        spill.close()
 
     report = {
         source or "unknown": recurring_report(r, names)
         for source, r in sorted((recurring or {}).items()) if r
     }
-    clean = _build_clean(docs, chunk_rows)
-    rejects = _build_rejects(docs, rejected)
-    n_tokens = clean["n_tokens"]
-    kept_docs = len({row[0] for row in chunk_rows})
+    n_tokens = writer.n_tokens
     stats: dict[str, Any] = {
-        "documents_in": len(docs),
+        "documents_in": source.num_rows,
         "documents_kept": kept_docs,
-        "documents_dropped": len(rejected),
-        "chunks": len(clean),
-        "documents_split": len({row[0] for row in chunk_rows if row[3] > 1}),
-        "tokens_total": int(n_tokens.sum()),
-        "tokens_mean_per_chunk": round(float(n_tokens.mean()), 1) if len(clean) else 0.0,
-        "tokens_max_per_chunk": int(n_tokens.max()) if len(clean) else 0,
+        "documents_dropped": n_rejected,
+        "chunks": len(n_tokens),
+        "documents_split": split_docs,
+        "tokens_total": int(sum(n_tokens)),
+        "tokens_mean_per_chunk": round(sum(n_tokens) / len(n_tokens), 1) if n_tokens else 0.0,
+        "tokens_max_per_chunk": max(n_tokens) if n_tokens else 0,
         "token_budget": config.max_tokens,
         "token_counter": config.counter_name(),
         "boilerplate_lines_removed": sum(boilerplate_per_doc),
@@ -498,13 +644,13 @@ def _clean(docs: pd.DataFrame, lang: Language, config: CleaningConfig, runner: _
         "chars_kept": chars_out,
         "lid_method": lid_method_for(lang),
         "min_lid_score": config.min_lid_score,
-        "lid_score_mean_kept": round(float(clean.drop_duplicates("doc_id")["lid_score"].mean()), 4)
-        if len(clean)
-        else 0.0,
+        "lid_score_mean_kept": round(lid_sum_kept / kept_docs, 4) if kept_docs else 0.0,
         "near_duplicate_threshold": config.near_duplicate_threshold,
         "workers": runner.workers,
     }
-    return CleaningResult(clean, rejects, drops, lid_method_for(lang), stats)
+    preview = (pd.concat(writer.preview, ignore_index=True) if writer.preview
+               else pd.DataFrame(columns=[*source.columns, *_CLEAN_DTYPES]))  # fmt: skip
+    return CleaningSummary(drops, lid_method_for(lang), stats, n_tokens, preview)
 
 
 def _build_clean(docs: pd.DataFrame, rows: list[tuple[int, str, int, int, int, LidResult]]) -> pd.DataFrame:
