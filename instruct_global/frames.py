@@ -185,5 +185,6 @@ def frame_or_staged_parquet(frame_type: DagsterType) -> DagsterType:
                        description=f"{frame_type.description} (in memory, or written in batches)")  # fmt: skip
 
 
+DocumentsOutput = frame_or_staged_parquet(DocumentsFrame)
 CleanDocumentsOutput = frame_or_staged_parquet(CleanDocumentsFrame)
 RejectsOutput = frame_or_staged_parquet(RejectsFrame)

@@ -6,14 +6,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import pandas as pd
-from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy
+import pyarrow as pa
+from dagster import AssetKey, Backoff, Failure, Jitter, MetadataValue, RetryPolicy
 
 from instruct_global.lib.common.accounting import CallStats
 from instruct_global.lib.common.atomic import atomic_write
+from instruct_global.lib.common.frame_stream import ParquetSink
 from instruct_global.lib.common.plots import with_chart
 from instruct_global.lib.common.preflight import PreflightError
 from instruct_global.lib.common.report import markdown_counts, markdown_preview, png_markdown
-from instruct_global.resources.parquet_io import resolve_data_dir
+from instruct_global.resources.parquet_io import PartitionedParquetIOManager, resolve_data_dir
 
 
 def drop_metadata(reasons: Mapping[str, int], prefix: str = "dropped") -> dict[str, object]:
@@ -92,3 +94,20 @@ def require_ready(resource: object) -> None:
     """The resource's own check (model files, keys) before anything loads or pays; not retried."""
     with permanent_errors(PreflightError):
         resource.require_ready()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def staged_partitions(
+    io_manager: PartitionedParquetIOManager, partition: str, schemas: Mapping[str, pa.Schema]
+) -> Iterator[dict[str, ParquetSink]]:
+    """A sink per output asset, writing beside its partition file; on an error every staged file is
+    removed, so the stored partitions stay as they were. Return ``sink.staged_file()`` as the output
+    and the IO manager moves it into place."""
+    sinks = {name: ParquetSink(io_manager.partition_path(AssetKey(name), partition), schema)
+             for name, schema in schemas.items()}  # fmt: skip
+    try:
+        yield sinks
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise

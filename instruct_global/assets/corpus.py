@@ -7,25 +7,26 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetOut,
     Config,
     MetadataValue,
     Output,
+    ResourceParam,
     asset,
     multi_asset,
 )
 from pydantic import Field
 
-from instruct_global.assets.common import drop_metadata, outside_service_retry
-from instruct_global.frames import CleanDocumentsOutput, DocumentsFrame, RejectsOutput, SourceRecordsFrame
-from instruct_global.lib.common.frame_stream import ParquetSink, ParquetSource, schema_with
+from instruct_global.assets.common import drop_metadata, outside_service_retry, staged_partitions
+from instruct_global.frames import CleanDocumentsOutput, DocumentsOutput, RejectsOutput, SourceRecordsFrame
+from instruct_global.lib.common.frame_stream import ParquetSource, StagedParquet, schema_with
 from instruct_global.lib.common.plots import histogram_markdown
 from instruct_global.lib.common.report import (
     LENGTH_BINS_CHARS,
@@ -41,7 +42,7 @@ from instruct_global.lib.corpus.cleaning import (
     CleaningConfig,
     clean_corpus_stream,
 )
-from instruct_global.lib.corpus.documents import documents_frame
+from instruct_global.lib.corpus.documents import WrittenDocuments, documents_schema, write_documents
 from instruct_global.lib.corpus.source_records import RECORD_COLUMNS, load_source_records
 from instruct_global.lib.corpus.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
 from instruct_global.partitions import language_partitions, partition_language
@@ -77,8 +78,8 @@ class BbcConfig(Config):
         "empty: the BBC's copyright, which the default allowed licences keep out of the dataset"))
 
 
-def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[str, object]:
-    lengths = frame["text"].str.len() if not frame.empty else pd.Series(dtype="int64")
+def _document_metadata(written: WrittenDocuments, stats: dict[str, object]) -> dict[str, object]:
+    lengths = pd.Series(written.lengths, dtype="int64")
     furniture = stats.get("furniture_removed")
     extra: dict[str, object] = {}
     if isinstance(furniture, dict):  # BBC: page furniture cut out by structure and labels, by kind
@@ -86,90 +87,107 @@ def _document_metadata(frame: pd.DataFrame, stats: dict[str, object]) -> dict[st
         extra["furniture_removed_total"] = sum(furniture.values())
     return {
         **extra,
-        "documents": len(frame),
+        "documents": written.count,
         "characters": int(lengths.sum()),
-        "preview": MetadataValue.md(markdown_preview(frame, ["title", "url", "text"])),
+        "preview": MetadataValue.md(markdown_preview(written.preview, ["title", "url", "text"])),
         "length_histogram": MetadataValue.md(histogram_markdown(lengths, LENGTH_BINS_CHARS, "characters")),
         "fetch_stats": MetadataValue.json(stats),
     }
 
 
+WIKIPEDIA_EXTRA = {"page_id": pa.int64(), "wiki": pa.string()}
+BBC_EXTRA = {"published": pa.string(), "service": pa.string()}
+
+
 @asset(
     group_name="corpus",
     partitions_def=language_partitions,
-    dagster_type=DocumentsFrame,
+    dagster_type=DocumentsOutput,
     pool="wikipedia",
     retry_policy=outside_service_retry(),
     description="Articles of the language's Wikipedia: the MediaWiki API for small pulls, a dump file for all.",
 )
 def wikipedia_articles(
-    context: AssetExecutionContext, config: WikipediaConfig, http: HttpFetcherResource
-) -> Output[pd.DataFrame]:
+    context: AssetExecutionContext, config: WikipediaConfig, http: HttpFetcherResource,
+    io_manager: ResourceParam[PartitionedParquetIOManager],
+) -> Output[StagedParquet]:  # fmt: skip
     lang = partition_language(context.partition_key)
     wiki = lang.require("wikipedia_code", "Wikipedia")
-    if config.source == "dump":
-        if not config.dump_path:
-            raise ValueError("wikipedia_articles: source is 'dump' but dump_path is empty")
-        path = Path(config.dump_path.format(wiki=wiki))
-        dump_stats = DumpStats()
-        rows = list(iter_dump_articles(
-            path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats, workers=config.workers
-        ))
-        stats: dict[str, object] = {"mode": "dump", "dump": str(path), **dump_stats.as_dict()}
-    else:
-        with http.get_fetcher() as fetcher:
-            client = WikipediaApiClient(fetcher, wiki, lang.key, api_url=config.api_url)
-            # A failed request raises SourceUnavailableError: the step fails, the stored file stays.
-            rows = list(client.iter_articles(config.max_articles))
-            stats = {"mode": "api", **client.stats.as_dict(), **fetcher.stats.as_dict()}
-    frame = documents_frame(rows, extra_columns=("page_id", "wiki"))
-    if frame.empty:
+    # Written a batch of articles at a time: a whole Wikipedia is never held in memory. A failure
+    # (a truncated dump, an unreachable API) removes what was staged; the stored partition stays.
+    with staged_partitions(io_manager, context.partition_key, {"wikipedia_articles": documents_schema(
+            WIKIPEDIA_EXTRA)}) as sinks:  # fmt: skip
+        sink = sinks["wikipedia_articles"]
+        if config.source == "dump":
+            if not config.dump_path:
+                raise ValueError("wikipedia_articles: source is 'dump' but dump_path is empty")
+            path = Path(config.dump_path.format(wiki=wiki))
+            dump_stats = DumpStats()
+            written = write_documents(iter_dump_articles(
+                path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats, workers=config.workers
+            ), sink, WIKIPEDIA_EXTRA)
+            stats: dict[str, object] = {"mode": "dump", "dump": str(path), **dump_stats.as_dict()}
+        else:
+            with http.get_fetcher() as fetcher:
+                client = WikipediaApiClient(fetcher, wiki, lang.key, api_url=config.api_url)
+                # A failed request raises SourceUnavailableError: the step fails, the stored file stays.
+                written = write_documents(client.iter_articles(config.max_articles), sink, WIKIPEDIA_EXTRA)
+                stats = {"mode": "api", **client.stats.as_dict(), **fetcher.stats.as_dict()}
+        staged = sink.staged_file()
+    if not written.count:
         context.log.warning(f"{lang.name}: the Wikipedia source answered but has no articles ({stats['mode']})")
     else:
-        context.log.info(f"{lang.name}: {len(frame)} Wikipedia articles ({stats['mode']})")
-    return Output(frame, metadata=_document_metadata(frame, stats))
+        context.log.info(f"{lang.name}: {written.count} Wikipedia articles ({stats['mode']})")
+    return Output(staged, metadata=_document_metadata(written, stats))
 
 
 @asset(
     group_name="corpus",
     partitions_def=language_partitions,
-    dagster_type=DocumentsFrame,
+    dagster_type=DocumentsOutput,
     pool="bbc",
     retry_policy=outside_service_retry(),
     description="BBC News articles of the language's service, main text only.",
 )
-def bbc_articles(context: AssetExecutionContext, config: BbcConfig, http: HttpFetcherResource) -> Output[pd.DataFrame]:
+def bbc_articles(
+    context: AssetExecutionContext, config: BbcConfig, http: HttpFetcherResource,
+    io_manager: ResourceParam[PartitionedParquetIOManager],
+) -> Output[StagedParquet]:  # fmt: skip
     lang = partition_language(context.partition_key)
-    if lang.bbc_service is None:
-        # Not an error: the corpus simply has no BBC part for this language (Zulu, for one).
-        context.log.warning(f"{lang.name} ({lang.key}) has no BBC News service; bbc_articles is empty")
-        frame = documents_frame([], extra_columns=("published", "service"))
-        return Output(frame, metadata=_document_metadata(frame, {"mode": "none", "reason": "no BBC service"}))
     service = lang.bbc_service
-    if config.source == "saved":
-        folder = Path(config.saved_pages_dir.format(service=service))
-        furniture: Counter[str] = Counter()
-        rows = list(iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture))
-        if config.saved_pages_license:
-            rows = [{**row, "license": config.saved_pages_license} for row in rows]
-        stats: dict[str, object] = {
-            "mode": "saved", "folder": str(folder), "pages": len(rows), "furniture_removed": dict(furniture),
-        }
-    else:
-        with http.get_fetcher() as fetcher:
-            scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)
-            rows = list(scraper.iter_articles(config.max_articles))
-            # Nothing read because requests failed: fail the step so the stored partition stays.
-            scraper.raise_if_unavailable()
-            stats = {"mode": "live", **scraper.stats.as_dict(), **fetcher.stats.as_dict()}
-    frame = documents_frame(rows, extra_columns=("published", "service"))
-    if frame.empty:
+    with staged_partitions(io_manager, context.partition_key, {"bbc_articles": documents_schema(BBC_EXTRA)}) as sinks:
+        sink = sinks["bbc_articles"]
+        if service is None:
+            # Not an error: the corpus simply has no BBC part for this language (Zulu, for one).
+            context.log.warning(f"{lang.name} ({lang.key}) has no BBC News service; bbc_articles is empty")
+            written = write_documents([], sink, BBC_EXTRA)
+            return Output(sink.staged_file(),
+                          metadata=_document_metadata(written, {"mode": "none", "reason": "no BBC service"}))  # fmt: skip
+        if config.source == "saved":
+            folder = Path(config.saved_pages_dir.format(service=service))
+            furniture: Counter[str] = Counter()
+            rows = iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture)
+            if config.saved_pages_license:
+                rows = ({**row, "license": config.saved_pages_license} for row in rows)
+            written = write_documents(rows, sink, BBC_EXTRA)
+            stats: dict[str, object] = {
+                "mode": "saved", "folder": str(folder), "pages": written.count, "furniture_removed": dict(furniture),
+            }
+        else:
+            with http.get_fetcher() as fetcher:
+                scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)
+                written = write_documents(scraper.iter_articles(config.max_articles), sink, BBC_EXTRA)
+                # Nothing read because requests failed: fail the step so the stored partition stays.
+                scraper.raise_if_unavailable()
+                stats = {"mode": "live", **scraper.stats.as_dict(), **fetcher.stats.as_dict()}
+        staged = sink.staged_file()
+    if not written.count:
         context.log.warning(
             f"{lang.name}: 0 BBC articles ({stats['mode']}); the source answered but gave no articles: {stats}"
         )
     else:
-        context.log.info(f"{lang.name}: {len(frame)} BBC articles ({stats['mode']})")
-    return Output(frame, metadata=_document_metadata(frame, stats))
+        context.log.info(f"{lang.name}: {written.count} BBC articles ({stats['mode']})")
+    return Output(staged, metadata=_document_metadata(written, stats))
 
 
 class SourceRecordsConfig(Config):
@@ -245,22 +263,20 @@ CLEAN_CHECKS = ("min_documents", "lid_pass_rate", "duplicate_rate")
     ins={"wikipedia_articles": AssetIn(metadata=ROW_SOURCE), "bbc_articles": AssetIn(metadata=ROW_SOURCE)},
     partitions_def=language_partitions,
     check_specs=[AssetCheckSpec(name, asset="clean_documents") for name in CLEAN_CHECKS],
-    required_resource_keys={"io_manager"},
 )
 def clean_documents(
     context: AssetExecutionContext,
     config: CleanDocumentsConfig,
+    io_manager: ResourceParam[PartitionedParquetIOManager],
     wikipedia_articles: ParquetSource,
     bbc_articles: ParquetSource,
 ):
     lang = partition_language(context.partition_key)
     source = ParquetSource([*wikipedia_articles.paths, *bbc_articles.paths])
-    io_manager: PartitionedParquetIOManager = context.resources.io_manager
-    clean_sink = ParquetSink(io_manager.partition_path(AssetKey("clean_documents"), context.partition_key),
-                             schema_with(source.schema, CLEAN_ARROW_COLUMNS))  # fmt: skip
-    rejects_sink = ParquetSink(io_manager.partition_path(AssetKey("clean_document_rejects"), context.partition_key),
-                               schema_with(source.schema, REJECT_ARROW_COLUMNS))  # fmt: skip
-    try:
+    schemas = {"clean_documents": schema_with(source.schema, CLEAN_ARROW_COLUMNS),
+               "clean_document_rejects": schema_with(source.schema, REJECT_ARROW_COLUMNS)}  # fmt: skip
+    with staged_partitions(io_manager, context.partition_key, schemas) as sinks:
+        clean_sink, rejects_sink = sinks["clean_documents"], sinks["clean_document_rejects"]
         summary = clean_corpus_stream(source, lang, CleaningConfig(
             min_chars=config.min_chars, min_words=config.min_words, min_lid_score=config.min_lid_score,
             near_duplicate_threshold=config.near_duplicate_threshold, max_tokens=config.max_tokens,
@@ -269,10 +285,6 @@ def clean_documents(
             furniture_max_prefix_words=config.furniture_max_prefix_words, workers=config.workers,
         ), clean_sink, rejects_sink)
         clean_file, rejects_file = clean_sink.staged_file(), rejects_sink.staged_file()
-    except BaseException:
-        clean_sink.abort()
-        rejects_sink.abort()
-        raise
     stats = summary.stats
     yield Output(clean_file, output_name="clean_documents", metadata={
         "documents_in": source.num_rows,

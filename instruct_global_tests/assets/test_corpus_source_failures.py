@@ -50,6 +50,7 @@ def test_bbc_unreachable_fails_and_keeps_the_stored_partition(server: CorpusServ
     result = _materialize(bbc_articles, "yor", tmp_path, {"base_url": _stopped_server_url()})
     assert not result.success
     assert stored.read_bytes() == before  # the IO manager never ran
+    assert list(stored.parent.iterdir()) == [stored]  # and nothing staged was left behind
     message = _failure_text(result)
     assert "nothing was read because requests failed" in message
     assert "robots_unreachable" in message and "requests failed (" in message
@@ -97,6 +98,7 @@ def test_wikipedia_api_failing_keeps_the_stored_partition(server: CorpusServer, 
         wikipedia_articles, "yor", tmp_path, {"api_url": _stopped_server_url() + "/{wiki}/w/api.php"}
     )
     assert not unreachable.success and stored.read_bytes() == before
+    assert list(stored.parent.iterdir()) == [stored]  # nothing staged left behind
     assert "connection_error" in _failure_text(unreachable)
 
 
