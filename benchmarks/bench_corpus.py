@@ -136,6 +136,43 @@ def measure(dump: str, workers: int, out_dir: str, what: str, limit: int | None)
         res["kept"] = sorted(set(result.clean["doc_id"]))
         res["chunks"] = len(result.clean)
         res["drops"] = result.drop_counts
+    if what == "write":  # the wikipedia_articles asset's path: the dump to a partition file, in batches
+        from instruct_global.assets.corpus import WIKIPEDIA_EXTRA
+        from instruct_global.lib.common.frame_stream import ParquetSink
+        from instruct_global.lib.corpus.documents import documents_schema, write_documents
+
+        res["rss_ready_mb"] = _rss_now_mb()
+        kwargs = {"workers": workers} if workers > 1 else {}
+        sink = ParquetSink(Path(out_dir) / f"partition_{limit}.parquet", documents_schema(WIKIPEDIA_EXTRA))
+        w0 = time.time()
+        written = write_documents(wikipedia.iter_dump_articles(dump, "yor", limit, **kwargs), sink, WIKIPEDIA_EXTRA)
+        sink.commit()
+        res["wall"], res["articles"] = time.time() - w0, written.count
+    if what == "clean_stream":  # the clean_documents asset's path: Parquet in, Parquet out, in batches
+        from instruct_global.lib.common.frame_stream import ParquetSink, ParquetSource, schema_with
+        from instruct_global.lib.corpus.cleaning import (
+            CLEAN_ARROW_COLUMNS,
+            REJECT_ARROW_COLUMNS,
+            clean_corpus_stream,
+        )
+
+        lang = get_language("yor")
+        source = ParquetSource([Path(out_dir) / f"partition_{limit}.parquet"])
+        clean_corpus(pd.read_parquet(source.paths[0]).head(3), lang)  # warm the language models
+        identify("Ìlú Èkó jẹ́ ìlú ńlá.", lang)
+        res["rss_ready_mb"] = _rss_now_mb()
+        clean_sink = ParquetSink(Path(out_dir) / "clean_stream.parquet", schema_with(source.schema, CLEAN_ARROW_COLUMNS))
+        rejects_sink = ParquetSink(Path(out_dir) / "rejects_stream.parquet",
+                                   schema_with(source.schema, REJECT_ARROW_COLUMNS))
+        config = CleaningConfig(workers=workers) if workers > 1 else None
+        c0, w0, t = _cpu_children(), time.time(), time.process_time()
+        summary = clean_corpus_stream(source, lang, config, clean_sink, rejects_sink)
+        clean_sink.commit()
+        rejects_sink.commit()
+        res["wall"] = time.time() - w0
+        res["cpu"] = time.process_time() - t + _cpu_children() - c0
+        res["docs"], res["chunks"] = source.num_rows, len(summary.n_tokens)
+        res["kept"] = sorted(set(pd.read_parquet(clean_sink.path, columns=["doc_id"])["doc_id"]))
     res.update(_peaks())
     return res
 
@@ -237,6 +274,9 @@ def main() -> None:
             for w in sorted({1, n_workers}):
                 grid[("stream", n, w)] = _run_measure(ROOT, dump, w, new_dir, "stream", n)
                 grid[("clean", n, w)] = _run_measure(ROOT, dump, w, new_dir, "clean", n)
+            grid[("write", n, n_workers)] = _run_measure(ROOT, dump, n_workers, new_dir, "write", n)
+            for w in sorted({1, n_workers}):
+                grid[("clean_stream", n, w)] = _run_measure(ROOT, dump, w, new_dir, "clean_stream", n)
         base_root = _baseline_root(args.baseline_ref, tmp)
         old: dict = {}
         if base_root is not None:
@@ -319,6 +359,22 @@ def main() -> None:
             print(f"  before, {full} articles: reader with rows kept {old['rss_parent_mb']:.0f} MB (ours "
                   f"{new['rss_parent_mb']:.0f}), clean 1w {old_clean['rss_parent_mb']:.0f} MB "
                   f"(working {old_clean['rss_parent_mb'] - old_clean['rss_input_mb']:.0f})")
+
+        print("\n== the stages as the assets run them (wikipedia_articles writes its partition a batch of articles at")
+        print("   a time; clean_documents reads it from Parquet and writes chunks and rejects in batches):")
+        print("   peak RSS in MB, and 'working' = peak - RSS once the libraries and models are loaded")
+        print(f"  {'articles':>9} {'text MB':>8} | {f'write {n_workers}w':>10} {'working':>8} | "
+              f"{'clean 1w':>9} {'working':>8} {f'clean {n_workers}w':>13} | {'clean 1w s':>10} "
+              f"{f'{n_workers}w s':>7} {'speed-up':>8}")
+        for n in sizes:
+            wr, s1n, snn = grid[("write", n, n_workers)], grid[("clean_stream", n, 1)], grid[("clean_stream", n, n_workers)]
+            pool_c = f"{snn['rss_parent_mb']:.0f}/{snn['rss_worker_mb']:.0f}" if n_workers > 1 else "-"
+            print(f"  {n:>9} {grid[('clean', n, 1)]['input_text_mb']:>8.1f} | {wr['rss_parent_mb']:>10.0f} "
+                  f"{wr['rss_parent_mb'] - wr['rss_ready_mb']:>8.0f} | {s1n['rss_parent_mb']:>9.0f} "
+                  f"{s1n['rss_parent_mb'] - s1n['rss_ready_mb']:>8.0f} {pool_c:>13} | {s1n['wall']:>10.1f} "
+                  f"{snn['wall']:>7.1f} {s1n['wall'] / snn['wall']:>7.2f}x")
+        same_stream = grid[("clean_stream", full, 1)]["kept"] == grid[("clean", full, 1)]["kept"]
+        print(f"  streamed cleaning keeps the same documents as cleaning in memory: {same_stream}")
         print(f"\nload average at the end: {_load()}; benchmark took {time.time() - started:.0f} s")
 
 
