@@ -80,7 +80,21 @@ class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
+        self._base_dir_from_home = base_dir is None
         self._pool_lock = _InterProcessLock(Path(self._base_dir) / LOCK_FILE_NAME)
+
+    def register_instance(self, instance: Any) -> None:
+        super().register_instance(instance)
+        # The default comes from $DAGSTER_HOME; an instance opened from another folder
+        # (DagsterInstance.from_config(dir)) would otherwise read some other instance's event logs.
+        root = getattr(instance, "root_directory", None)
+        expected = Path(root).resolve() / "history" / "runs" if root else None
+        if self._base_dir_from_home and expected is not None and expected != Path(self._base_dir).resolve():
+            raise RuntimeError(
+                f"this instance's dagster.yaml is in {root}, but DAGSTER_HOME points at "
+                f"{os.environ.get('DAGSTER_HOME')}: set DAGSTER_HOME={root} (event logs are kept under "
+                "$DAGSTER_HOME/history/runs), or give event_log_storage.config.base_dir"
+            )
 
     @classmethod
     def config_type(cls) -> dict[str, Field]:

@@ -60,7 +60,9 @@ def latest_metadata(instance: DagsterInstance, asset: str) -> dict[str, Any]:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def test_dataset_job_without_a_translator_steps_aside_and_reruns_free(tmp_path: Path) -> None:
+def test_dataset_job_without_a_translator_steps_aside_and_reruns_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home, data = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
@@ -78,6 +80,7 @@ def test_dataset_job_without_a_translator_steps_aside_and_reruns_free(tmp_path: 
     log = first.stdout + first.stderr
     assert "translation steps aside" in log
 
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's event logs live under $DAGSTER_HOME
     instance = DagsterInstance.from_config(str(home))
     translated = latest_metadata(instance, "translated_instructions")
     assert translated["skipped"] is True and translated["skip_reason"] == NO_TRANSLATOR_REASON

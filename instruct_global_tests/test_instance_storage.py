@@ -87,3 +87,13 @@ def test_an_explicit_base_dir_is_used(tmp_path: Path) -> None:
     storage.set_concurrency_slots("wikipedia", 1)
     assert storage.get_concurrency_info("wikipedia").slot_count == 1
     assert (tmp_path / "events" / "index.db").exists()
+
+
+def test_an_instance_opened_from_another_folder_than_dagster_home_is_refused(
+    shipped_instance: DagsterInstance, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    with pytest.raises(RuntimeError, match=f"dagster.yaml is in {other}.*set DAGSTER_HOME={other}"):
+        DagsterInstance.from_config(str(other))
