@@ -39,13 +39,16 @@ frozen order without moving anything already indexed. A probe looks up all its s
 one batch (a plan per probe shape lists each subset and tag once, over all the kept lengths it
 can meet).
 
-Candidates then get their multiset overlap: where there are many (text where every word is
-common meets hundreds of kept texts that share three of its words), first an upper bound for
-all at once in numpy, from a bit set per kept text over the most frequent elements (exact for
-those; the others add the fewer of either side's count of them), then exact set intersections
-for those that pass. Those that can still exceed the bound get an exact bit-parallel LCS, best
-bound first, until no bound can beat the best score found; the same float arithmetic as
-``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
+Candidates (de-duplicated through a scratch table, not a sort) then get their multiset
+overlap. Where there are many (text where every word is common meets hundreds of kept texts
+that share three of its words), first an upper bound for all at once in numpy, from a bit set
+per kept text over the most frequent elements (exact for those; the others add the fewer of
+either side's count of them); when more than a few pass, they get their exact LCS all at once
+(``_batched_max``: the bit-parallel LCS with one lane per candidate, all lanes in one Python
+int, so each step costs a few big-int operations for all of them). Otherwise exact set
+intersections, and an exact bit-parallel LCS for those that can still exceed the bound, best
+bound first, until no bound can beat the best score found. The same float arithmetic as
+``rouge_score`` throughout; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
