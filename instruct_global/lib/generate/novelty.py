@@ -39,13 +39,16 @@ frozen order without moving anything already indexed. A probe looks up all its s
 one batch (a plan per probe shape lists each subset and tag once, over all the kept lengths it
 can meet).
 
-Candidates then get their multiset overlap: where there are many (text where every word is
-common meets hundreds of kept texts that share three of its words), first an upper bound for
-all at once in numpy, from a bit set per kept text over the most frequent elements (exact for
-those; the others add the fewer of either side's count of them), then exact set intersections
-for those that pass. Those that can still exceed the bound get an exact bit-parallel LCS, best
-bound first, until no bound can beat the best score found; the same float arithmetic as
-``rouge_score``; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
+Candidates (de-duplicated through a scratch table, not a sort) then get their multiset
+overlap. Where there are many (text where every word is common meets hundreds of kept texts
+that share three of its words), first an upper bound for all at once in numpy, from a bit set
+per kept text over the most frequent elements (exact for those; the others add the fewer of
+either side's count of them); when more than a few pass, they get their exact LCS all at once
+(``_batched_max``: the bit-parallel LCS with one lane per candidate, all lanes in one Python
+int, so each step costs a few big-int operations for all of them). Otherwise exact set
+intersections, and an exact bit-parallel LCS for those that can still exceed the bound, best
+bound first, until no bound can beat the best score found. The same float arithmetic as
+``rouge_score`` throughout; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ _SET_OVERLAPS = 16
 # The most frequent elements (at the last re-indexing) each own a bit of a text's bit set:
 # this many uint64 words per kept text.
 _BIT_WORDS = 8
+# More candidates than this get their LCS all at once (see _batched_max).
+_BATCH_LCS = 8
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
@@ -150,12 +155,14 @@ def lcs_length(masks: dict[str, int], length: int, other: list[str]) -> int:
 
 
 def _popcount(words: np.ndarray) -> np.ndarray:
-    """Set bits of each uint64 in ``words`` (any shape), as uint8."""
+    """Set bits of each unsigned integer in ``words`` (any shape), as uint8."""
     if hasattr(np, "bitwise_count"):  # numpy >= 2
         return np.bitwise_count(words)
-    return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, 8).sum(axis=-1, dtype=np.uint8)
+    size = words.dtype.itemsize
+    return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, size).sum(axis=-1, dtype=np.uint8)
 
 
+_BYTE_SUM = np.uint64(0x0101010101010101)
 _BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
 
 
@@ -209,6 +216,11 @@ class NoveltyFilter:
         self._offsets = np.zeros(64, dtype=np.int64)
         self._flat = np.zeros(1024, dtype=np.int32)
         self._flat_size = 0
+        self._token_ids: dict[str, int] = {}
+        self._flat_tokens = np.zeros(1024, dtype=np.int32)
+        self._distinct_slots = np.zeros(64, dtype=np.int64)
+        self._match_tables: dict[tuple[type, int], np.ndarray] = {}
+        self._position_range = np.arange(64)
         # Per kept text: a bit set of its frequent elements and the count of its other elements,
         # for a cheap upper bound on overlaps (see _overlap_bounds); _bit_of maps an element to
         # its bit (-1: none, as for every element first seen after the last re-indexing).
@@ -330,9 +342,17 @@ class NoveltyFilter:
         texts = values >> _REACH_BITS
         n = self._length_array[texts]
         fits = (probe_reach[query] <= probe_room[n]) & ((values & _REACH_MASK) <= kept_room[n])
-        candidates = np.unique(texts[fits])
+        candidates = self._distinct(texts[fits])
         if not len(candidates):
             return 0.0
+        if len(candidates) > _SET_OVERLAPS:
+            # Many candidates (text where every word is common): first an upper bound on their
+            # overlaps for all at once, from bit sets.
+            bounds, _ = self._overlap_bounds(known, candidates)
+            need = self._min_overlaps(m + self._max_len)[m + self._length_array[candidates]]
+            candidates = candidates[bounds >= need]
+            if len(candidates) > _BATCH_LCS:
+                return self._batched_max(prepared.tokens, candidates)
         return self._verify(prepared.tokens, known, candidates)
 
     def _probe_plan(self, m: int, unseen: int) -> tuple[np.ndarray, ...] | None:
@@ -558,12 +578,97 @@ class NoveltyFilter:
                 best = score
         return best
 
+    def _distinct(self, texts: np.ndarray) -> np.ndarray:
+        """The distinct values of ``texts`` (kept positions), in no particular order."""
+        slots = self._distinct_slots
+        order = self._position_range_for(len(texts))
+        slots[texts] = order
+        # Whichever write won for a position, exactly one occurrence of it finds its own index.
+        return texts[slots[texts] == order]
+
+    def _position_range_for(self, size: int) -> np.ndarray:
+        if size > len(self._position_range):
+            self._position_range = np.arange(max(size, 2 * len(self._position_range)))
+        return self._position_range[:size]
+
+    def _batched_max(self, tokens: list[str], candidates: np.ndarray) -> float:
+        """Highest F among ``candidates``, every LCS at once: the bit-parallel LCS of
+        ``lcs_length`` with one lane per candidate, all lanes in one Python int.
+
+        Lanes are 16, 32 or a multiple of 64 bits, at least m + 1 (the probe's m bits and room
+        for the carry out of them). Step t ands every lane with the probe's mask of token t of
+        its candidate (zero past its end), adds and masks: the same operations as one LCS, over
+        a few hundred candidates for the price of a few. The same float operations as
+        ``rouge_l_fmeasure``, in numpy (IEEE, so bit for bit the same).
+        """
+        m = len(tokens)
+        if m <= 15:
+            dtype, words = np.uint16, 1
+        elif m <= 31:
+            dtype, words = np.uint32, 1
+        else:
+            dtype, words = np.uint64, m // 64 + 1
+        shift = 8 * np.dtype(dtype).itemsize
+        word_mask = (1 << shift) - 1
+        # Per token id (0 pads), the probe's mask of that token's positions, in ``words`` words.
+        table = self._match_tables.get((dtype, words))
+        vocabulary = len(self._token_ids) + 1
+        if table is None or len(table) < vocabulary:
+            table = np.zeros((2 * vocabulary, words), dtype=dtype)
+            self._match_tables[(dtype, words)] = table
+        ids = []
+        values = []
+        for tok, mask in lcs_masks(tokens).items():
+            t = self._token_ids.get(tok)
+            if t is not None:
+                ids.append(t)
+                values.append([(mask >> (shift * w)) & word_mask for w in range(words)])
+        if not ids:
+            return 0.0
+        table[ids] = values
+        lengths = self._length_array[candidates]
+        longest = int(lengths.max())
+        steps = self._position_range_for(longest)
+        token_index = self._offsets[candidates][:, None] + steps
+        kept_tokens = self._flat_tokens[token_index]
+        kept_tokens[steps >= lengths[:, None]] = 0
+        # Step t's match masks of every candidate, lane after lane, one big int per step.
+        matches = np.ascontiguousarray(table[kept_tokens].swapaxes(0, 1)).tobytes()
+        table[ids] = 0
+        count = len(candidates)
+        lane_bits = shift * words
+        row = count * lane_bits // 8
+        # The probe's m low bits set in every lane: (1 << m) - 1 times the repunit 1 + 2^lane + ...
+        ones = ((1 << (lane_bits * count)) - 1) // ((1 << lane_bits) - 1) * ((1 << m) - 1)
+        v = ones
+        from_bytes = int.from_bytes
+        for start in range(0, longest * row, row):
+            u = v & from_bytes(matches[start : start + row], "little")
+            # u is a subset of v, so v - u == v ^ u (no borrow); masking keeps carries in lanes.
+            v = ((v + u) | (v ^ u)) & ones
+        rest = np.frombuffer(v.to_bytes(row, "little"), dtype=dtype).reshape(count, words)
+        lcs = m - _popcount(rest).sum(axis=1, dtype=np.int64)
+        precision = lcs / lengths
+        recall = lcs / m
+        total = precision + recall
+        scored = lcs > 0
+        if not scored.any():
+            return 0.0
+        f = 2 * precision[scored] * recall[scored] / total[scored]
+        return float(f.max())
+
     def _overlap_bounds(self, known: list[int], texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Upper bounds on the overlap of the probe (its known element ids) with each of
         ``texts`` (shared frequent elements exactly, from bit sets, plus the fewer of either
         side's other elements), and where they are exact (one side has no other element)."""
         words, others = self._bit_set(known)
-        shared = _popcount(self._bits[texts] & words).sum(axis=1, dtype=np.int64)
+        counts = _popcount(self._bits[texts] & words)
+        if counts.shape[1] == 8 and len(known) < 256:
+            # The 8 byte-sized counts of a row summed by one multiplication (the top byte of
+            # the product); exact while the sum, at most the probe's length, is below 256.
+            shared = (np.ascontiguousarray(counts).view(np.uint64)[:, 0] * _BYTE_SUM >> np.uint64(56)).astype(np.int64)
+        else:
+            shared = counts.sum(axis=1, dtype=np.int64)
         slack = np.minimum(self._others[texts], others)
         return shared + slack, slack == 0
 
@@ -625,7 +730,13 @@ class NoveltyFilter:
         if position >= _MAX_KEPT:
             raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
         n = len(prepared.tokens)
-        self._store(position, element_ids)
+        token_ids = []
+        for tok in prepared.tokens:
+            t = self._token_ids.get(tok)
+            if t is None:
+                t = self._token_ids[tok] = len(self._token_ids) + 1  # 0 pads (see _batched_max)
+            token_ids.append(t)
+        self._store(position, element_ids, token_ids)
         self._tokens.append(prepared.tokens)
         self._element_tuples.append(tuple(element_ids))
         self._lengths.append(n)
@@ -642,9 +753,10 @@ class NoveltyFilter:
             ordered = np.array(sorted(element_ids, key=self._rank.__getitem__), dtype=np.int64)
             self._index.add(*self._kept_keys(ordered, position))
 
-    def _store(self, position: int, element_ids: list[int]) -> None:
+    def _store(self, position: int, element_ids: list[int], token_ids: list[int]) -> None:
         """Append a kept text's length and element ids to the arrays, growing them by doubling."""
         if position >= len(self._offsets):
+            self._distinct_slots = np.concatenate((self._distinct_slots, self._distinct_slots))
             self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
             self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
             self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
@@ -652,6 +764,10 @@ class NoveltyFilter:
         end = self._flat_size + len(element_ids)
         while end > len(self._flat):
             self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
+        # Room past the end: _batched_max reads up to the longest length from any offset.
+        while end + max(self._max_len, len(token_ids)) >= len(self._flat_tokens):
+            self._flat_tokens = np.concatenate((self._flat_tokens, np.zeros_like(self._flat_tokens)))
+        self._flat_tokens[self._flat_size : end] = token_ids
         while len(self._doc_freq) > len(self._probe_mask):
             self._probe_mask = np.concatenate((self._probe_mask, np.zeros_like(self._probe_mask)))
         fresh = len(self._doc_freq) - len(self._codes)

@@ -166,6 +166,52 @@ def test_bit_set_bounds_path_matches_naive_loop(
     _replay(NoveltyFilter(threshold), texts, scores)
 
 
+@pytest.mark.parametrize(
+    ("kind", "seed", "threshold"),
+    [pytest.param("templated", 5, 0.7, marks=pytest.mark.slow), ("instructions", 3, 0.5), ("multiset", 4, 0.7)],
+)
+def test_batched_lcs_path_matches_naive_loop(
+    kind: str, seed: int, threshold: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate set (after the bit-set bounds) gets its LCS all at once in lanes; the
+    multiset stream's lengths (0 to 40) cover 16-, 32- and 64-bit lanes."""
+    monkeypatch.setattr(novelty, "_SET_OVERLAPS", 0)
+    monkeypatch.setattr(novelty, "_BATCH_LCS", 0)
+    texts, scores = _scored(kind, seed)
+    _replay(NoveltyFilter(threshold), texts, scores)
+
+
+def test_batched_lcs_matches_rouge_score_for_every_lane_width() -> None:
+    """Probes of 1 to 140 tokens (16-bit lanes up to three 64-bit words) against kept texts of
+    many lengths: the highest F equals rouge-score's, bit for bit."""
+    rng = random.Random(13)
+    filt = NoveltyFilter(0.7)
+    kept = [rng.choices("abcdefgh", k=rng.randint(1, 150)) for _ in range(60)]
+    for tokens in kept:
+        filt.add(" ".join(tokens))
+    everything = np.arange(len(kept))
+    for m in [1, 2, 7, 15, 16, 31, 32, 50, 63, 64, 65, 127, 128, 140]:
+        for _ in range(3):
+            probe = rng.choices("abcdefghij", k=m)  # i and j are never kept: they match nothing
+            candidates = np.array(sorted(rng.sample(range(len(kept)), rng.randint(1, len(kept)))))
+            expected = max(rouge_scorer._score_lcs(probe, kept[j]).fmeasure for j in candidates)
+            assert filt._batched_max(probe, candidates) == expected, m
+        assert filt._batched_max(probe, everything) == max(
+            rouge_scorer._score_lcs(probe, k).fmeasure for k in kept
+        )
+    assert filt._batched_max(["unseen", "words"], everything) == 0.0
+
+
+def test_distinct_keeps_each_position_once() -> None:
+    rng = random.Random(17)
+    filt = NoveltyFilter(0.7)
+    for i in range(300):
+        filt.add(f"text number {i}")
+    for size in [1, 5, 300, 5000]:
+        texts = np.array(rng.choices(range(300), k=size), dtype=np.int64)
+        assert sorted(filt._distinct(texts).tolist()) == sorted(set(texts.tolist()))
+
+
 @pytest.mark.parametrize("bit_words", [1, 8])
 def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(novelty, "_BIT_WORDS", bit_words)
@@ -357,5 +403,12 @@ def test_popcount_with_and_without_numpy_bitwise_count(monkeypatch: pytest.Monke
     words[0] = [0, (1 << 64) - 1, 1 << 63]
     expected = [[bin(w).count("1") for w in row] for row in words.tolist()]
     assert novelty._popcount(words).tolist() == expected
+    narrow = words.astype(np.uint32)  # lanes of 32 and 16 bits, as in _batched_max
+    narrow_expected = [[bin(w).count("1") for w in row] for row in narrow.tolist()]
+    assert novelty._popcount(narrow).tolist() == narrow_expected
+    assert novelty._popcount(narrow.astype(np.uint16)).tolist() == [
+        [bin(w).count("1") for w in row] for row in narrow.astype(np.uint16).tolist()
+    ]
     monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2 has none
     assert novelty._popcount(words).tolist() == expected
+    assert novelty._popcount(narrow).tolist() == narrow_expected
