@@ -137,9 +137,9 @@ def measure(dump: str, workers: int, out_dir: str, what: str, limit: int | None)
         res["chunks"] = len(result.clean)
         res["drops"] = result.drop_counts
     if what == "write":  # the wikipedia_articles asset's path: the dump to a partition file, in batches
-        from instruct_global.assets.corpus import WIKIPEDIA_EXTRA
         from instruct_global.lib.common.frame_stream import ParquetSink
         from instruct_global.lib.corpus.documents import documents_schema, write_documents
+        from instruct_global.lib.corpus.wikipedia import WIKIPEDIA_EXTRA_COLUMNS as WIKIPEDIA_EXTRA
 
         res["rss_ready_mb"] = _rss_now_mb()
         kwargs = {"workers": workers} if workers > 1 else {}

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -33,7 +32,7 @@ from instruct_global.lib.common.report import (
     markdown_counts,
     markdown_preview,
 )
-from instruct_global.lib.corpus.bbc import BbcScraper
+from instruct_global.lib.corpus.bbc import BBC_EXTRA_COLUMNS, BbcScraper
 from instruct_global.lib.corpus.bbc_saved import iter_saved_articles
 from instruct_global.lib.corpus.checks import duplicate_rate, lid_pass_rate, min_documents
 from instruct_global.lib.corpus.cleaning import (
@@ -44,7 +43,12 @@ from instruct_global.lib.corpus.cleaning import (
 )
 from instruct_global.lib.corpus.documents import WrittenDocuments, documents_schema, write_documents
 from instruct_global.lib.corpus.source_records import RECORD_COLUMNS, load_source_records
-from instruct_global.lib.corpus.wikipedia import DumpStats, WikipediaApiClient, iter_dump_articles
+from instruct_global.lib.corpus.wikipedia import (
+    WIKIPEDIA_EXTRA_COLUMNS,
+    DumpStats,
+    WikipediaApiClient,
+    iter_dump_articles,
+)
 from instruct_global.partitions import language_partitions, partition_language
 from instruct_global.resources.http import HttpFetcherResource
 from instruct_global.resources.parquet_io import ROW_SOURCE, PartitionedParquetIOManager
@@ -95,10 +99,6 @@ def _document_metadata(written: WrittenDocuments, stats: dict[str, object]) -> d
     }
 
 
-WIKIPEDIA_EXTRA = {"page_id": pa.int64(), "wiki": pa.string()}
-BBC_EXTRA = {"published": pa.string(), "service": pa.string()}
-
-
 @asset(
     group_name="corpus",
     partitions_def=language_partitions,
@@ -116,7 +116,7 @@ def wikipedia_articles(
     # Written a batch of articles at a time: a whole Wikipedia is never held in memory. A failure
     # (a truncated dump, an unreachable API) removes what was staged; the stored partition stays.
     with staged_partitions(io_manager, context.partition_key, {"wikipedia_articles": documents_schema(
-            WIKIPEDIA_EXTRA)}) as sinks:  # fmt: skip
+            WIKIPEDIA_EXTRA_COLUMNS)}) as sinks:  # fmt: skip
         sink = sinks["wikipedia_articles"]
         if config.source == "dump":
             if not config.dump_path:
@@ -125,13 +125,13 @@ def wikipedia_articles(
             dump_stats = DumpStats()
             written = write_documents(iter_dump_articles(
                 path, lang.key, config.dump_max_articles, wiki=wiki, stats=dump_stats, workers=config.workers
-            ), sink, WIKIPEDIA_EXTRA)
+            ), sink, WIKIPEDIA_EXTRA_COLUMNS)
             stats: dict[str, object] = {"mode": "dump", "dump": str(path), **dump_stats.as_dict()}
         else:
             with http.get_fetcher() as fetcher:
                 client = WikipediaApiClient(fetcher, wiki, lang.key, api_url=config.api_url)
                 # A failed request raises SourceUnavailableError: the step fails, the stored file stays.
-                written = write_documents(client.iter_articles(config.max_articles), sink, WIKIPEDIA_EXTRA)
+                written = write_documents(client.iter_articles(config.max_articles), sink, WIKIPEDIA_EXTRA_COLUMNS)
                 stats = {"mode": "api", **client.stats.as_dict(), **fetcher.stats.as_dict()}
         staged = sink.staged_file()
     if not written.count:
@@ -155,12 +155,12 @@ def bbc_articles(
 ) -> Output[StagedParquet]:  # fmt: skip
     lang = partition_language(context.partition_key)
     service = lang.bbc_service
-    with staged_partitions(io_manager, context.partition_key, {"bbc_articles": documents_schema(BBC_EXTRA)}) as sinks:
+    with staged_partitions(io_manager, context.partition_key, {"bbc_articles": documents_schema(BBC_EXTRA_COLUMNS)}) as sinks:
         sink = sinks["bbc_articles"]
         if service is None:
             # Not an error: the corpus simply has no BBC part for this language (Zulu, for one).
             context.log.warning(f"{lang.name} ({lang.key}) has no BBC News service; bbc_articles is empty")
-            written = write_documents([], sink, BBC_EXTRA)
+            written = write_documents([], sink, BBC_EXTRA_COLUMNS)
             return Output(sink.staged_file(),
                           metadata=_document_metadata(written, {"mode": "none", "reason": "no BBC service"}))  # fmt: skip
         if config.source == "saved":
@@ -169,14 +169,14 @@ def bbc_articles(
             rows = iter_saved_articles(folder, service, lang.key, config.max_articles, furniture=furniture)
             if config.saved_pages_license:
                 rows = ({**row, "license": config.saved_pages_license} for row in rows)
-            written = write_documents(rows, sink, BBC_EXTRA)
+            written = write_documents(rows, sink, BBC_EXTRA_COLUMNS)
             stats: dict[str, object] = {
                 "mode": "saved", "folder": str(folder), "pages": written.count, "furniture_removed": dict(furniture),
             }
         else:
             with http.get_fetcher() as fetcher:
                 scraper = BbcScraper(fetcher, service, lang.key, base_url=config.base_url)
-                written = write_documents(scraper.iter_articles(config.max_articles), sink, BBC_EXTRA)
+                written = write_documents(scraper.iter_articles(config.max_articles), sink, BBC_EXTRA_COLUMNS)
                 # Nothing read because requests failed: fail the step so the stored partition stays.
                 scraper.raise_if_unavailable()
                 stats = {"mode": "live", **scraper.stats.as_dict(), **fetcher.stats.as_dict()}

@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import ftfy
 import lxml.html
+import pyarrow as pa
 import trafilatura
 from lxml import etree
 
@@ -37,6 +38,9 @@ from instruct_global.lib.common.http_fetch import (
 from instruct_global.lib.corpus.bbc_labels import label_matcher
 from instruct_global.lib.corpus.normalise import looks_bad
 from instruct_global.lib.corpus.source_status import SourceUnavailableError
+
+# Columns this source's rows add to the documents contract, as Parquet types.
+BBC_EXTRA_COLUMNS = {"published": pa.string(), "service": pa.string()}
 
 SOURCE = "bbc"
 LICENSE = "© BBC; copyrighted news text collected for non-commercial research use, not for redistribution"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import pyarrow as pa
 from lxml import etree
 
 from instruct_global.lib.common.http_fetch import (
@@ -36,6 +37,9 @@ from instruct_global.lib.corpus.wikitext import (
     norm_prefix,
     wikitext_to_text_raw,
 )
+
+# Columns this source's rows add to the documents contract, as Parquet types.
+WIKIPEDIA_EXTRA_COLUMNS = {"page_id": pa.int64(), "wiki": pa.string()}
 
 SOURCE = "wikipedia"
 LICENSE = "CC BY-SA 4.0"
