@@ -28,8 +28,8 @@ One run, one machine:
 
 Single-process figures are CPU seconds (``time.process_time``), steadier than wall time on a
 shared machine; pool figures are wall seconds with the CPU seconds of all processes beside them.
-Peak memory is the maximum resident set size (``getrusage``): of the measuring process, and of
-the largest worker (``RUSAGE_CHILDREN``). The load average is printed before and after: on a
+Peak memory is the maximum resident set size: of the measuring process (``getrusage``), and of
+the largest worker (its ``VmHWM``, sampled while it runs). The load average is printed before and after: on a
 machine shared with other work the pool's speed-up is what the free cores allowed.
 
 Goals (issue 9): cost per article linear in its length; our reader at least as fast as
@@ -49,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,10 +77,41 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class _WorkerPeak(threading.Thread):
+    """The largest peak RSS (VmHWM) of this process's children, sampled while they run.
+
+    getrusage(RUSAGE_CHILDREN) would report the parent's own size: a spawned worker starts as a
+    fork of the parent and is counted at that size before it execs a fresh interpreter."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kb = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        me = str(os.getpid())
+        while not self._done.wait(0.1):
+            for status in glob.glob("/proc/[0-9]*/status"):
+                try:
+                    fields = dict(line.split(":", 1) for line in Path(status).read_text().splitlines() if ":" in line)
+                except OSError:
+                    continue
+                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                    self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return self.peak_kb / 1024
+
+
+_WORKERS = _WorkerPeak()
+
+
 def _peaks() -> dict:
     return {
         "rss_parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "rss_worker_mb": _WORKERS.stop(),
     }
 
 
@@ -158,7 +190,7 @@ def measure(dump: str, workers: int, out_dir: str, what: str, limit: int | None)
 
         lang = get_language("yor")
         source = ParquetSource([Path(out_dir) / f"partition_{limit}.parquet"])
-        clean_corpus(pd.read_parquet(source.paths[0]).head(3), lang)  # warm the language models
+        clean_corpus(next(source.iter_frames(3)), lang)  # warm the language models (3 rows read, not all)
         identify("Ìlú Èkó jẹ́ ìlú ńlá.", lang)
         res["rss_ready_mb"] = _rss_now_mb()
         clean_sink = ParquetSink(Path(out_dir) / "clean_stream.parquet", schema_with(source.schema, CLEAN_ARROW_COLUMNS))
@@ -184,7 +216,8 @@ def _run_measure(root: Path, dump: Path, workers: int, out_dir: Path, what: str,
            "--what", what] + (["--limit", str(limit)] if limit else [])
     proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"measurement failed ({root}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"measurement failed ({root}: {what}, {workers} workers, limit {limit}, exit "
+                         f"{proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -248,6 +281,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     if args.measure:
+        _WORKERS.start()
         print(json.dumps(measure(args.measure, args.workers, args.out, args.what, args.limit)))
         return
 
