@@ -20,7 +20,8 @@ from instruct_global.lib.common.frame_stream import ParquetSource, StagedParquet
 
 DATA_DIR_ENV = "INSTRUCT_GLOBAL_DATA_DIR"
 DEFAULT_DATA_DIR = "instruct_global_data"
-ROW_SOURCE = {"instruct_global/load_as": "row_source"}  # AssetIn metadata: give me a ParquetSource
+_LOAD_AS = "instruct_global/load_as"
+ROW_SOURCE = {_LOAD_AS: "row_source"}  # AssetIn metadata: give me a ParquetSource
 
 
 def resolve_data_dir(configured: str | None) -> Path:
@@ -65,6 +66,6 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 f"{path} does not exist: materialise {context.asset_key.to_user_string()} "
                 f"for partition {context.asset_partition_key if context.has_asset_partitions else 'all'} first"
             )
-        if (context.definition_metadata or {}).get("instruct_global/load_as") == "row_source":
+        if (context.definition_metadata or {}).get(_LOAD_AS) == ROW_SOURCE[_LOAD_AS]:
             return ParquetSource([path])
         return pd.read_parquet(path)

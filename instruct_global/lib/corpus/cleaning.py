@@ -191,10 +191,11 @@ def chunk_id(doc_id: str, index: int) -> str:
 
 
 def _with_required_columns(docs: pd.DataFrame) -> pd.DataFrame:
+    """The frame, failing if it has rows but lacks a contract column; an empty frame may come
+    without columns and gets the contract's (so the empty outputs have them too)."""
+    FrameSource(docs).require(DOCUMENT_COLUMNS, "documents")
     missing = [c for c in DOCUMENT_COLUMNS if c not in docs.columns]
-    if missing and len(docs):
-        raise ValueError(f"documents frame lacks required columns: {', '.join(missing)}")
-    if missing:  # an empty frame may come without columns; give it the contract's
+    if missing:
         docs = docs.copy()
         for column in missing:
             docs[column] = pd.Series(dtype="object")

@@ -55,6 +55,6 @@ def write_documents(
         sink.write(frame)
         written.count += len(frame)
         written.lengths.extend(len(t) if isinstance(t, str) else 0 for t in frame["text"])
-        if written.count == len(frame):  # the first batch
+        if written.preview.empty:
             written.preview = frame.head(preview_rows)
     return written
