@@ -34,26 +34,24 @@ fit, with their own short prefix.
 
 The order is document frequency among kept texts, frozen between re-indexings (at each doubling
 of the kept set): any fixed total order keeps the filter exact, the frequencies only make it
-fast. Elements first seen after the last re-indexing rank before all others, which extends the
-frozen order without moving anything already indexed. A probe looks up all its signatures in
-one batch (a plan per probe shape lists each subset and tag once, over all the kept lengths it
-can meet).
+fast. One exception: the words of a template's fixed phrase ("can you explain the main ideas
+of ...") are held by nearly the same texts (Jaccard index >= 0.5), so all but the rarest of
+them rank after every other element; otherwise every short text of that template would have
+only phrase words in its prefix and share its signatures with all the others. Elements first
+seen after the last re-indexing rank before all others, which extends the frozen order without
+moving anything already indexed. A probe computes all its signature keys in one batch (a plan
+per probe shape lists each subset and tag once, over all the kept lengths it can meet).
 
-Candidates (de-duplicated through a scratch table, not a sort) then get their multiset
-overlap. Where there are many (text where every word is common meets hundreds of kept texts
-that share three of its words), first an upper bound for all at once in numpy, from a bit set
-per kept text over the most frequent elements (exact for those; the others add the fewer of
-either side's count of them); when more than a few pass, they get their exact LCS all at once
-(``_batched_max``: the bit-parallel LCS with one lane per candidate, all lanes in one Python
-int, so each step costs a few big-int operations for all of them). Otherwise exact set
-intersections, and an exact bit-parallel LCS for those that can still exceed the bound, best
-bound first, until no bound can beat the best score found. The same float arithmetic as
-``rouge_score`` throughout; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
+Then one compiled pass (``novelty_kernel.best_score``) per probe: each key's entries in the
+sorted index, the positional filter, each kept text once, an upper bound on its multiset
+overlap from a bit set per kept text over the most frequent elements (exact for those; the
+others add the fewer of either side's count of them), and, where the bound can still beat the
+best score so far, the exact bit-parallel LCS. The same float arithmetic as ``rouge_score``
+throughout; bounds carry a 1e-9 margin so rounding cannot hide a score above t.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import sys
 from collections.abc import Callable
@@ -62,6 +60,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize
+from instruct_global.lib.generate.novelty_kernel import (
+    LENGTH_CAP,
+    POSITION_SHIFT,
+    REACH_BITS,
+    REACH_MASK,
+    WORD_BITS,
+    best_score,
+)
 from instruct_global.lib.generate.signature_index import SignatureIndex
 
 # Bounds are loosened by this much so float rounding in rouge-score's F-measure (a few ulps)
@@ -74,14 +80,15 @@ _FIRST_REINDEX = 32
 _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
 _MAX_SIGNATURES = 120
-# Up to this many candidates get their overlap from Python sets directly; more are first
-# bounded from bit sets in numpy (see _overlap_bounds).
-_SET_OVERLAPS = 16
 # The most frequent elements (at the last re-indexing) each own a bit of a text's bit set:
 # this many uint64 words per kept text.
 _BIT_WORDS = 8
-# More candidates than this get their LCS all at once (see _batched_max).
-_BATCH_LCS = 8
+# A common element held by nearly the same kept texts as a rarer one (a template's fixed
+# phrase) tells texts apart no better than that one, so it ranks last: the most frequent elements
+# this many are compared, pairwise, on at most _REDUNDANCY_SAMPLE kept texts.
+_REDUNDANCY_CANDIDATES = 256
+_REDUNDANCY_SAMPLE = 1 << 14
+_REDUNDANT_JACCARD = 0.5
 
 Tokenizer = Callable[[str], list[str]]
 _Element = tuple[str, int]  # (token, occurrence number): multiset -> set
@@ -90,11 +97,9 @@ _TIGHT, _NEAR, _FAR = 0, 1, 2
 # When a probe's signature counts (see _probe_plan).
 _ALWAYS, _IF_RARE, _IF_NOT_RARE = 0, 1, 2
 _CODE_SEED = 20241201
-# Index values: kept-text position << _REACH_BITS | the signature's reach (see _subset_codes),
-# capped at _REACH_MASK, which only weakens the positional filter.
-_REACH_BITS = 5
-_REACH_MASK = (1 << _REACH_BITS) - 1
-_MAX_KEPT = 1 << (31 - _REACH_BITS)
+# Index values: kept-text position, length and the signature's reach (see _subset_codes and
+# novelty_kernel, which reads them).
+_MAX_KEPT = 1 << 31
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -218,9 +223,10 @@ class NoveltyFilter:
         self._flat_size = 0
         self._token_ids: dict[str, int] = {}
         self._flat_tokens = np.zeros(1024, dtype=np.int32)
-        self._distinct_slots = np.zeros(64, dtype=np.int64)
-        self._match_tables: dict[tuple[type, int], np.ndarray] = {}
-        self._position_range = np.arange(64)
+        # Per kept text, the stamp of the last probe that scored it (see best_score).
+        self._seen = np.zeros(64, dtype=np.int64)
+        self._stamp = 0
+        self._mask_table = np.zeros(64, dtype=np.uint64)
         # Per kept text: a bit set of its frequent elements and the count of its other elements,
         # for a cheap upper bound on overlaps (see _overlap_bounds); _bit_of maps an element to
         # its bit (-1: none, as for every element first seen after the last re-indexing).
@@ -235,8 +241,6 @@ class NoveltyFilter:
         self._rank: list[int] = []
         self._next_fresh_rank = -1
         self._next_reindex = _FIRST_REINDEX
-        # Elements ranked below this count as rare (see _subset_codes); fresh ones always do.
-        self._rare_below = 0
         self._index = SignatureIndex()
         # Random 64-bit codes per element (a subset's key is the XOR of its codes and a salt per
         # tag and size) and rare flags per element; both grow with the elements.
@@ -334,26 +338,34 @@ class NoveltyFilter:
         codes = np.concatenate((self._codes[elements], [0]))  # the last one pads short rows
         keys = np.bitwise_xor.reduce(codes[rows[listed]], axis=1) ^ salts[listed]
         probe_reach = probe_reach[listed]
-        values, query = self._index.lookup(keys)
-        if not len(values):
-            return 0.0
-        # Positional filter, per pair: the signature is the pair's first s common elements, so
-        # its reach is at most len - need in both texts, for this pair's own need.
-        texts = values >> _REACH_BITS
-        n = self._length_array[texts]
-        fits = (probe_reach[query] <= probe_room[n]) & ((values & _REACH_MASK) <= kept_room[n])
-        candidates = self._distinct(texts[fits])
-        if not len(candidates):
-            return 0.0
-        if len(candidates) > _SET_OVERLAPS:
-            # Many candidates (text where every word is common): first an upper bound on their
-            # overlaps for all at once, from bit sets.
-            bounds, _ = self._overlap_bounds(known, candidates)
-            need = self._min_overlaps(m + self._max_len)[m + self._length_array[candidates]]
-            candidates = candidates[bounds >= need]
-            if len(candidates) > _BATCH_LCS:
-                return self._batched_max(prepared.tokens, candidates)
-        return self._verify(prepared.tokens, known, candidates)
+        recent_values, recent_query = self._index.lookup_recent(keys)
+        probe_bits, probe_others = self._bit_set(known)
+        masks, probe_tokens = self._probe_masks(prepared.tokens)
+        self._stamp += 1
+        try:
+            return best_score(
+                keys, probe_reach, *self._index.sorted_part(), recent_values, recent_query,
+                probe_room, kept_room, self._length_array, self._seen, self._stamp,
+                self._bits, self._others, probe_bits, probe_others,
+                self._min_overlaps(m + self._max_len), self._offsets, self._flat_tokens,
+                masks, probe_tokens, _MARGIN,
+            )  # fmt: skip
+        finally:
+            masks[probe_tokens] = 0
+
+    def _probe_masks(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(table of the probe's position bit masks by token id, for probes of at most 64
+        tokens; the probe's token ids, 0 for tokens no kept text has). The caller zeroes the
+        table again at the probe's ids."""
+        ids = np.array([self._token_ids.get(tok, 0) for tok in tokens], dtype=np.int64)
+        table = self._mask_table
+        if len(table) <= len(self._token_ids):
+            table = self._mask_table = np.zeros(2 * len(self._token_ids) + 2, dtype=np.uint64)
+        if len(tokens) <= WORD_BITS:
+            masks = lcs_masks(tokens)
+            table[[self._token_ids.get(tok, 0) for tok in masks]] = np.array(list(masks.values()), dtype=np.uint64)
+            table[0] = 0
+        return table, ids
 
     def _probe_plan(self, m: int, unseen: int) -> tuple[np.ndarray, ...] | None:
         """The signatures a probe of ``m`` tokens, ``unseen`` of them unknown, looks up, over all
@@ -489,7 +501,7 @@ class NoveltyFilter:
             reaches.append(reach)
         if not keys:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        values = (position << _REACH_BITS) | np.minimum(np.concatenate(reaches), _REACH_MASK)
+        values = (position << POSITION_SHIFT) | (min(n, LENGTH_CAP) << REACH_BITS) | np.minimum(np.concatenate(reaches), REACH_MASK)
         return np.concatenate(keys), values
 
     def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
@@ -534,143 +546,6 @@ class NoveltyFilter:
                 size -= 1
             self._shapes.append((tight_need, loose_need, size))
         return self._shapes[n]
-
-    def _verify(self, tokens: list[str], known: list[int], candidates: np.ndarray) -> float:
-        """Highest F among candidates, each scored only while its overlap bound can beat the best."""
-        m = len(tokens)
-        min_overlaps = self._min_overlaps(m + self._max_len)
-        lengths = self._lengths
-        element_tuples = self._element_tuples
-        probe = set(known)
-        bounded = []
-        if len(candidates) > _SET_OVERLAPS:
-            # Many candidates (text where every word is common): first an upper bound on their
-            # overlaps for all at once, from bit sets, exact where either side has no element
-            # outside them; set intersections in C for the others that pass.
-            bounds, exact = self._overlap_bounds(known, candidates)
-            passing = bounds >= min_overlaps[m + self._length_array[candidates]]
-            for j, shared, known_exactly in zip(
-                candidates[passing].tolist(), bounds[passing].tolist(), exact[passing].tolist(), strict=True
-            ):
-                n = lengths[j]
-                if not known_exactly:
-                    shared = len(probe.intersection(element_tuples[j]))
-                    if shared < min_overlaps[m + n]:
-                        continue
-                bounded.append((shared / (m + n), j, shared, n))
-        else:
-            for j in candidates.tolist():
-                n = lengths[j]
-                shared = len(probe.intersection(element_tuples[j]))
-                if shared >= min_overlaps[m + n]:
-                    bounded.append((shared / (m + n), j, shared, n))
-        bounded.sort(reverse=True)
-        feasible = [(j, shared, n) for _, j, shared, n in bounded]
-        masks = lcs_masks(tokens)
-        kept_tokens = self._tokens
-        best = 0.0
-        for j, shared, length in feasible:
-            # F <= 2 * overlap / (m + n): once that cannot beat the best, nothing after can.
-            if 2 * shared <= (best - _MARGIN) * (m + length):
-                break
-            score = rouge_l_fmeasure(lcs_length(masks, m, kept_tokens[j]), m, length)
-            if score > best:
-                best = score
-        return best
-
-    def _distinct(self, texts: np.ndarray) -> np.ndarray:
-        """The distinct values of ``texts`` (kept positions), in no particular order."""
-        slots = self._distinct_slots
-        order = self._position_range_for(len(texts))
-        slots[texts] = order
-        # Whichever write won for a position, exactly one occurrence of it finds its own index.
-        return texts[slots[texts] == order]
-
-    def _position_range_for(self, size: int) -> np.ndarray:
-        if size > len(self._position_range):
-            self._position_range = np.arange(max(size, 2 * len(self._position_range)))
-        return self._position_range[:size]
-
-    def _batched_max(self, tokens: list[str], candidates: np.ndarray) -> float:
-        """Highest F among ``candidates``, every LCS at once: the bit-parallel LCS of
-        ``lcs_length`` with one lane per candidate, all lanes in one Python int.
-
-        Lanes are 16, 32 or a multiple of 64 bits, at least m + 1 (the probe's m bits and room
-        for the carry out of them). Step t ands every lane with the probe's mask of token t of
-        its candidate (zero past its end), adds and masks: the same operations as one LCS, over
-        a few hundred candidates for the price of a few. The same float operations as
-        ``rouge_l_fmeasure``, in numpy (IEEE, so bit for bit the same).
-        """
-        m = len(tokens)
-        if m <= 15:
-            dtype, words = np.uint16, 1
-        elif m <= 31:
-            dtype, words = np.uint32, 1
-        else:
-            dtype, words = np.uint64, m // 64 + 1
-        shift = 8 * np.dtype(dtype).itemsize
-        word_mask = (1 << shift) - 1
-        # Per token id (0 pads), the probe's mask of that token's positions, in ``words`` words.
-        table = self._match_tables.get((dtype, words))
-        vocabulary = len(self._token_ids) + 1
-        if table is None or len(table) < vocabulary:
-            table = np.zeros((2 * vocabulary, words), dtype=dtype)
-            self._match_tables[(dtype, words)] = table
-        ids = []
-        values = []
-        for tok, mask in lcs_masks(tokens).items():
-            t = self._token_ids.get(tok)
-            if t is not None:
-                ids.append(t)
-                values.append([(mask >> (shift * w)) & word_mask for w in range(words)])
-        if not ids:
-            return 0.0
-        table[ids] = values
-        lengths = self._length_array[candidates]
-        longest = int(lengths.max())
-        steps = self._position_range_for(longest)
-        token_index = self._offsets[candidates][:, None] + steps
-        kept_tokens = self._flat_tokens[token_index]
-        kept_tokens[steps >= lengths[:, None]] = 0
-        # Step t's match masks of every candidate, lane after lane, one big int per step.
-        matches = np.ascontiguousarray(table[kept_tokens].swapaxes(0, 1)).tobytes()
-        table[ids] = 0
-        count = len(candidates)
-        lane_bits = shift * words
-        row = count * lane_bits // 8
-        # The probe's m low bits set in every lane: (1 << m) - 1 times the repunit 1 + 2^lane + ...
-        ones = ((1 << (lane_bits * count)) - 1) // ((1 << lane_bits) - 1) * ((1 << m) - 1)
-        v = ones
-        from_bytes = int.from_bytes
-        for start in range(0, longest * row, row):
-            u = v & from_bytes(matches[start : start + row], "little")
-            # u is a subset of v, so v - u == v ^ u (no borrow); masking keeps carries in lanes.
-            v = ((v + u) | (v ^ u)) & ones
-        rest = np.frombuffer(v.to_bytes(row, "little"), dtype=dtype).reshape(count, words)
-        lcs = m - _popcount(rest).sum(axis=1, dtype=np.int64)
-        precision = lcs / lengths
-        recall = lcs / m
-        total = precision + recall
-        scored = lcs > 0
-        if not scored.any():
-            return 0.0
-        f = 2 * precision[scored] * recall[scored] / total[scored]
-        return float(f.max())
-
-    def _overlap_bounds(self, known: list[int], texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Upper bounds on the overlap of the probe (its known element ids) with each of
-        ``texts`` (shared frequent elements exactly, from bit sets, plus the fewer of either
-        side's other elements), and where they are exact (one side has no other element)."""
-        words, others = self._bit_set(known)
-        counts = _popcount(self._bits[texts] & words)
-        if counts.shape[1] == 8 and len(known) < 256:
-            # The 8 byte-sized counts of a row summed by one multiplication (the top byte of
-            # the product); exact while the sum, at most the probe's length, is below 256.
-            shared = (np.ascontiguousarray(counts).view(np.uint64)[:, 0] * _BYTE_SUM >> np.uint64(56)).astype(np.int64)
-        else:
-            shared = counts.sum(axis=1, dtype=np.int64)
-        slack = np.minimum(self._others[texts], others)
-        return shared + slack, slack == 0
 
     def _bit_set(self, element_ids: list[int]) -> tuple[np.ndarray, int]:
         """(bit set of the frequent ones, count of the others) of distinct ``element_ids``."""
@@ -734,7 +609,7 @@ class NoveltyFilter:
         for tok in prepared.tokens:
             t = self._token_ids.get(tok)
             if t is None:
-                t = self._token_ids[tok] = len(self._token_ids) + 1  # 0 pads (see _batched_max)
+                t = self._token_ids[tok] = len(self._token_ids) + 1  # 0: a token no kept text has
             token_ids.append(t)
         self._store(position, element_ids, token_ids)
         self._tokens.append(prepared.tokens)
@@ -756,7 +631,7 @@ class NoveltyFilter:
     def _store(self, position: int, element_ids: list[int], token_ids: list[int]) -> None:
         """Append a kept text's length and element ids to the arrays, growing them by doubling."""
         if position >= len(self._offsets):
-            self._distinct_slots = np.concatenate((self._distinct_slots, self._distinct_slots))
+            self._seen = np.concatenate((self._seen, np.zeros_like(self._seen)))
             self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
             self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
             self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
@@ -764,8 +639,7 @@ class NoveltyFilter:
         end = self._flat_size + len(element_ids)
         while end > len(self._flat):
             self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
-        # Room past the end: _batched_max reads up to the longest length from any offset.
-        while end + max(self._max_len, len(token_ids)) >= len(self._flat_tokens):
+        while end > len(self._flat_tokens):
             self._flat_tokens = np.concatenate((self._flat_tokens, np.zeros_like(self._flat_tokens)))
         self._flat_tokens[self._flat_size : end] = token_ids
         while len(self._doc_freq) > len(self._probe_mask):
@@ -785,15 +659,16 @@ class NoveltyFilter:
     def _reindex(self) -> None:
         """Re-rank elements rarest first by current frequencies and rebuild the signature index."""
         doc_freq = self._doc_freq
-        order = sorted(range(len(doc_freq)), key=doc_freq.__getitem__)
+        by_frequency = sorted(range(len(doc_freq)), key=doc_freq.__getitem__)
+        demoted = self._redundant(by_frequency)
+        order = [e for e in by_frequency if e not in demoted] + [e for e in by_frequency if e in demoted]
         rank = [0] * len(order)
         for r, e in enumerate(order):
             rank[e] = r
         self._rank = rank
-        # Ranks below this are rare; fresh elements (negative ranks) count as rare too.
-        self._rare_below = bisect.bisect_right([doc_freq[e] for e in order], _RARE_DOC_FREQ)
         self._next_fresh_rank = -1
-        self._rare = np.array(rank, dtype=np.int64) < self._rare_below
+        # Fresh elements (ranked before all these) are rare too; see _store.
+        self._rare = np.array(doc_freq, dtype=np.int64) <= _RARE_DOC_FREQ
         keys: list[np.ndarray] = []
         values: list[np.ndarray] = []
         flat = self._flat.tolist()
@@ -806,8 +681,50 @@ class NoveltyFilter:
                 values.append(text_values)
         if keys:
             self._index.rebuild(np.concatenate(keys), np.concatenate(values))
-        self._rebuild_bit_sets(order)
+        self._rebuild_bit_sets(by_frequency)
         self._next_reindex = 2 * len(self._lengths)
+
+    def _redundant(self, by_frequency: list[int]) -> set[int]:
+        """Common elements whose kept texts overlap those of a rarer common element by a Jaccard
+        index of at least _REDUNDANT_JACCARD: the words of a template's fixed phrase, which
+        occur together. Ranking all but the rarest of them last keeps them out of prefixes, so
+        that signatures are made of the words that tell such texts apart (otherwise every
+        text of a template with few slot words would share its prefix with all the others).
+        Estimated on an even sample of the kept texts; any order keeps the filter exact."""
+        doc_freq = self._doc_freq
+        frequent = [e for e in by_frequency[-_REDUNDANCY_CANDIDATES:] if doc_freq[e] > _RARE_DOC_FREQ]
+        if len(frequent) < 2:
+            return set()
+        count = len(self._lengths)
+        sample = np.linspace(0, count - 1, min(count, _REDUNDANCY_SAMPLE)).astype(np.int64)
+        lengths = self._length_array[sample]
+        starts = np.cumsum(lengths) - lengths
+        index = np.repeat(self._offsets[sample] - starts, lengths) + np.arange(int(lengths.sum()))
+        column = np.full(len(doc_freq), -1, dtype=np.int64)
+        column[frequent] = np.arange(len(frequent))
+        held = column[self._flat[index]]
+        owner = np.repeat(np.arange(len(sample)), lengths)
+        # One bit set over the sampled texts per element; pairs by AND and popcount (numpy
+        # only: a BLAS product would start threads that keep spinning after it).
+        present = np.zeros((len(frequent), len(sample)), dtype=bool)
+        present[held[held >= 0], owner[held >= 0]] = True
+        packed = np.packbits(present, axis=1, bitorder="little")
+        packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8))).view(np.uint64)
+        alone = _popcount(packed).sum(axis=1, dtype=np.int64)
+        both = np.empty((len(frequent), len(frequent)), dtype=np.int64)
+        for start in range(0, len(frequent), 32):
+            both[start : start + 32] = _popcount(packed[start : start + 32, None, :] & packed[None, :, :]).sum(
+                axis=2, dtype=np.int64
+            )
+        jaccard = both / np.maximum(alone[:, None] + alone[None, :] - both, 1)
+        demoted: set[int] = set()
+        leaders: list[int] = []  # columns of the elements that keep their rank, rarest first
+        for c, e in enumerate(frequent):
+            if leaders and jaccard[c, leaders].max() >= _REDUNDANT_JACCARD:
+                demoted.add(e)
+            else:
+                leaders.append(c)
+        return demoted
 
     def _rebuild_bit_sets(self, order: list[int]) -> None:
         """Give the most frequent elements (last in ``order``) a bit each; redo every bit set."""

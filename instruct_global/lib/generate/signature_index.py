@@ -1,9 +1,9 @@
-"""A compact multimap from 64-bit signature keys to int32 values, queried in batches.
+"""A compact multimap from 64-bit signature keys to int64 values, queried in batches.
 
 The novelty filter lists a few dozen signatures per kept text, so at 50,000 kept texts the
 index holds millions of entries: as Python dict entries that is hundreds of megabytes, and a
 binary search per key misses the CPU cache a dozen times. Here older entries live in sorted
-numpy arrays (12 bytes an entry) with a directory over the top bits of the keys (keys are
+numpy arrays (16 bytes an entry) with a directory over the top bits of the keys (keys are
 hashes, so about two entries share a directory slot): a batch of keys costs one gather into the
 directory and one into the entries, a couple of cache misses a key. Recent entries sit in a
 small dict that is merged into the arrays (a linear merge) once it holds a sixteenth of them.
@@ -20,11 +20,11 @@ _RECENT_BITS = (1 << 22) - 1
 
 
 class SignatureIndex:
-    """Multimap ``key -> values`` with int64 keys (uniformly spread hashes) and int32 values."""
+    """Multimap ``key -> values`` with int64 keys (uniformly spread hashes) and int64 values."""
 
     def __init__(self) -> None:
         self._keys = np.empty(0, dtype=np.int64)
-        self._values = np.empty(0, dtype=np.int32)
+        self._values = np.empty(0, dtype=np.int64)
         self._shift = 63
         self._slot_offset = 1
         self._directory = np.zeros(3, dtype=np.int64)
@@ -58,10 +58,28 @@ class SignatureIndex:
         self._recent_entries = 0
         self._recent_marks[:] = False
         order = np.argsort(keys, kind="stable")
-        self._set_arrays(keys[order], values.astype(np.int32)[order])
+        self._set_arrays(keys[order], values.astype(np.int64)[order])
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, query): every value listed under any of ``keys``, and which key listed it."""
+        recent_values, recent_for = self.lookup_recent(keys)
+        if not len(self._keys) or not len(keys):
+            return recent_values, recent_for
+        slots = self._slots(keys)
+        lo = self._directory[slots]
+        counts = self._directory[slots + 1] - lo
+        total = int(counts.sum())
+        if not total:
+            return recent_values, recent_for
+        # Every entry of every key's slot, slots laid end to end, then only the equal keys.
+        query = np.repeat(np.arange(len(keys)), counts)
+        index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        equal = self._keys[index] == keys[query]
+        values = self._values[index[equal]]
+        return np.concatenate((values, recent_values)), np.concatenate((query[equal], recent_for))
+
+    def lookup_recent(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lookup`` over the recent entries only (not yet merged into the sorted arrays)."""
         found: list[int] = []
         found_for: list[int] = []
         recent = self._recent
@@ -76,24 +94,13 @@ class SignatureIndex:
                     else:
                         found += held
                         found_for += [i] * len(held)
-        recent_values = np.array(found, dtype=np.int64)
-        recent_for = np.array(found_for, dtype=np.int64)
-        if not len(self._keys) or not len(keys):
-            return recent_values, recent_for
-        slots = self._slots(keys)
-        lo = self._directory[slots]
-        counts = self._directory[slots + 1] - lo
-        total = int(counts.sum())
-        if not total:
-            return recent_values, recent_for
-        # Every entry of every key's slot, slots laid end to end, then only the equal keys.
-        query = np.repeat(np.arange(len(keys)), counts)
-        index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        equal = self._keys[index] == keys[query]
-        values = self._values[index[equal]]
-        if found:
-            return np.concatenate((values, recent_values)), np.concatenate((query[equal], recent_for))
-        return values, query[equal]
+        return np.array(found, dtype=np.int64), np.array(found_for, dtype=np.int64)
+
+    def sorted_part(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """(keys, values, directory, shift, slot offset) of the sorted entries: the entries of
+        ``key`` are those equal to it in ``keys[directory[s]:directory[s + 1]]``, where
+        ``s = (key >> shift) + slot offset``."""
+        return self._keys, self._values, self._directory, self._shift, self._slot_offset
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         # The top bits by an arithmetic shift (order-preserving), moved up to start at slot 0.
@@ -104,7 +111,7 @@ class SignatureIndex:
         held = list(self._recent.values())
         counts = np.fromiter((1 if isinstance(h, int) else len(h) for h in held), dtype=np.int64, count=len(held))
         values = np.fromiter(
-            (v for h in held for v in ((h,) if isinstance(h, int) else h)), dtype=np.int32, count=int(counts.sum())
+            (v for h in held for v in ((h,) if isinstance(h, int) else h)), dtype=np.int64, count=int(counts.sum())
         )
         keys = np.repeat(keys, counts)
         order = np.argsort(keys, kind="stable")

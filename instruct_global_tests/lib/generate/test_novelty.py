@@ -16,6 +16,7 @@ from rouge_score.tokenize import tokenize as rouge_score_tokenize
 from instruct_global.lib.common.text_tokens import rouge_tokenize, unicode_word_tokenize
 from instruct_global.lib.generate import novelty, signature_index
 from instruct_global.lib.generate.novelty import NoveltyFilter, lcs_length, lcs_masks
+from instruct_global.lib.generate.novelty_kernel import overlap_bound, popcount
 from instruct_global.lib.generate.signature_index import SignatureIndex
 from instruct_global_tests.fixtures.instruction_streams import TEMPLATED_SEED, templated_stream
 
@@ -158,62 +159,33 @@ def test_templated_stream_with_near_copies_matches_naive_loop(
 def test_bit_set_bounds_path_matches_naive_loop(
     kind: str, seed: int, threshold: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every candidate set goes through the bit-set overlap bounds, with bits for only the 64
-    most frequent elements, so that the count of the other elements matters too."""
-    monkeypatch.setattr(novelty, "_SET_OVERLAPS", 0)
+    """Bits for only the 64 most frequent elements, so that the count of the other elements
+    matters to the overlap bound too."""
     monkeypatch.setattr(novelty, "_BIT_WORDS", 1)
     texts, scores = _scored(kind, seed)
     _replay(NoveltyFilter(threshold), texts, scores)
 
 
-@pytest.mark.parametrize(
-    ("kind", "seed", "threshold"),
-    [pytest.param("templated", 5, 0.7, marks=pytest.mark.slow), ("instructions", 3, 0.5), ("multiset", 4, 0.7)],
-)
-def test_batched_lcs_path_matches_naive_loop(
-    kind: str, seed: int, threshold: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every candidate set (after the bit-set bounds) gets its LCS all at once in lanes; the
-    multiset stream's lengths (0 to 40) cover 16-, 32- and 64-bit lanes."""
-    monkeypatch.setattr(novelty, "_SET_OVERLAPS", 0)
-    monkeypatch.setattr(novelty, "_BATCH_LCS", 0)
-    texts, scores = _scored(kind, seed)
-    _replay(NoveltyFilter(threshold), texts, scores)
-
-
-def test_batched_lcs_matches_rouge_score_for_every_lane_width() -> None:
-    """Probes of 1 to 140 tokens (16-bit lanes up to three 64-bit words) against kept texts of
-    many lengths: the highest F equals rouge-score's, bit for bit."""
+def test_scores_match_rouge_score_for_every_probe_length() -> None:
+    """Probes of 1 to 140 tokens (the one-word bit-parallel LCS up to 64, the DP table past
+    it) against kept texts of 1 to 150 tokens: with every score exact, the highest F equals
+    rouge-score's, bit for bit."""
     rng = random.Random(13)
-    filt = NoveltyFilter(0.7)
+    filt = NoveltyFilter(0.7, exact_above=0.0)
     kept = [rng.choices("abcdefgh", k=rng.randint(1, 150)) for _ in range(60)]
     for tokens in kept:
         filt.add(" ".join(tokens))
-    everything = np.arange(len(kept))
     for m in [1, 2, 7, 15, 16, 31, 32, 50, 63, 64, 65, 127, 128, 140]:
         for _ in range(3):
             probe = rng.choices("abcdefghij", k=m)  # i and j are never kept: they match nothing
-            candidates = np.array(sorted(rng.sample(range(len(kept)), rng.randint(1, len(kept)))))
-            expected = max(rouge_scorer._score_lcs(probe, kept[j]).fmeasure for j in candidates)
-            assert filt._batched_max(probe, candidates) == expected, m
-        assert filt._batched_max(probe, everything) == max(
-            rouge_scorer._score_lcs(probe, k).fmeasure for k in kept
-        )
-    assert filt._batched_max(["unseen", "words"], everything) == 0.0
-
-
-def test_distinct_keeps_each_position_once() -> None:
-    rng = random.Random(17)
-    filt = NoveltyFilter(0.7)
-    for i in range(300):
-        filt.add(f"text number {i}")
-    for size in [1, 5, 300, 5000]:
-        texts = np.array(rng.choices(range(300), k=size), dtype=np.int64)
-        assert sorted(filt._distinct(texts).tolist()) == sorted(set(texts.tolist()))
+            result = filt.check(" ".join(probe))
+            assert result.exact
+            assert result.max_score == max(rouge_scorer._score_lcs(probe, k).fmeasure for k in kept), m
+    assert filt.check("unseen words").max_score == 0.0
 
 
 @pytest.mark.parametrize("bit_words", [1, 8])
-def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlap_bound_bounds_the_exact_overlap(bit_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(novelty, "_BIT_WORDS", bit_words)
     texts = _stream(6, 300) + _multiset_stream(6, 100)
     filt = NoveltyFilter(0.7)
@@ -227,8 +199,10 @@ def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pyt
 
     def exact_and_bounds(known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         exact = filt._overlaps(known, kept, filt._length_array[kept])
-        bounds, known_exactly = filt._overlap_bounds(known, kept)
-        assert (bounds[known_exactly] == exact[known_exactly]).all()
+        probe_bits, probe_others = filt._bit_set(known)
+        bounds = np.array([overlap_bound(j, filt._bits, filt._others, probe_bits, probe_others) for j in kept])
+        exactly = (filt._others[kept] == 0) | (probe_others == 0)
+        assert (bounds[exactly] == exact[exactly]).all()
         return exact, bounds
 
     loose = 0
@@ -243,6 +217,12 @@ def test_overlap_bounds_bound_the_exact_overlap(bit_words: int, monkeypatch: pyt
         assert (bounds >= exact).all()
         if bit_words == 8:
             assert (bounds == exact).all()
+
+
+def test_kernel_popcount_matches_int_bit_count() -> None:
+    rng = random.Random(5)
+    values = [0, 1, 2**63, 2**64 - 1, *(rng.getrandbits(64) for _ in range(200))]
+    assert [popcount(np.uint64(v)) for v in values] == [v.bit_count() for v in values]
 
 
 def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch) -> None:
