@@ -61,10 +61,13 @@ import numpy as np
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize
 from instruct_global.lib.generate.novelty_kernel import (
-    LENGTH_CAP,
-    POSITION_SHIFT,
+    FIELD_BITS,
+    MAX_FIELD,
+    MAX_POSITION,
     REACH_BITS,
     REACH_MASK,
+    STAMP_LIMIT,
+    STAMP_SHIFT,
     WORD_BITS,
     best_score,
 )
@@ -81,8 +84,9 @@ _RARE_DOC_FREQ = 40
 # Most signatures one kept text may list; longer prefixes use smaller subsets.
 _MAX_SIGNATURES = 120
 # The most frequent elements (at the last re-indexing) each own a bit of a text's bit set:
-# this many uint64 words per kept text.
-_BIT_WORDS = 8
+# this many uint64 words per kept text (7: with the word of length, count and stamp, a row is
+# one 64-byte cache line).
+_BIT_WORDS = 7
 # A common element held by nearly the same kept texts as a rarer one (a template's fixed
 # phrase) tells texts apart no better than that one, so it ranks last: the most frequent elements
 # this many are compared, pairwise, on at most _REDUNDANCY_SAMPLE kept texts.
@@ -99,7 +103,7 @@ _ALWAYS, _IF_RARE, _IF_NOT_RARE = 0, 1, 2
 _CODE_SEED = 20241201
 # Index values: kept-text position, length and the signature's reach (see _subset_codes and
 # novelty_kernel, which reads them).
-_MAX_KEPT = 1 << 31
+_MAX_KEPT = MAX_POSITION
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -171,6 +175,14 @@ _BYTE_SUM = np.uint64(0x0101010101010101)
 _BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
 
 
+def _aligned_rows(count: int, width: int) -> np.ndarray:
+    """Zeroed uint64 rows starting on a 64-byte boundary, so that a row of 8 words is one cache
+    line."""
+    buffer = np.zeros(count * width + 8, dtype=np.uint64)
+    start = (-buffer.ctypes.data % 64) // 8
+    return buffer[start : start + count * width].reshape(count, width)
+
+
 def _columns(rows: list[tuple[int, ...]], width: int) -> tuple[np.ndarray, ...]:
     """The columns of ``rows`` (tuples of ``width`` ints) as int64 arrays."""
     table = np.array(rows, dtype=np.int64).reshape(-1, width)
@@ -223,15 +235,15 @@ class NoveltyFilter:
         self._flat_size = 0
         self._token_ids: dict[str, int] = {}
         self._flat_tokens = np.zeros(1024, dtype=np.int32)
-        # Per kept text, the stamp of the last probe that scored it (see best_score).
-        self._seen = np.zeros(64, dtype=np.int64)
+        # The stamp of the current probe (see best_score), marked in the rows of texts it scores.
         self._stamp = 0
         self._mask_table = np.zeros(64, dtype=np.uint64)
         # Per kept text: a bit set of its frequent elements and the count of its other elements,
         # for a cheap upper bound on overlaps (see _overlap_bounds); _bit_of maps an element to
         # its bit (-1: none, as for every element first seen after the last re-indexing).
-        self._bits = np.zeros((64, _BIT_WORDS), dtype=np.uint64)
-        self._others = np.zeros(64, dtype=np.int64)
+        # One row per kept text (see novelty_kernel): the bit set, then length, other elements
+        # and stamp in one word.
+        self._rows = _aligned_rows(64, _BIT_WORDS + 1)
         self._bit_of = np.zeros(0, dtype=np.int64)
         self._max_len = 0
         self._length_counts = [0]  # kept texts per length
@@ -342,11 +354,13 @@ class NoveltyFilter:
         probe_bits, probe_others = self._bit_set(known)
         masks, probe_tokens = self._probe_masks(prepared.tokens)
         self._stamp += 1
+        if self._stamp >= STAMP_LIMIT:
+            self._rows[:, -1] &= np.uint64((1 << STAMP_SHIFT) - 1)
+            self._stamp = 1
         try:
             return best_score(
                 keys, probe_reach, *self._index.sorted_part(), recent_values, recent_query,
-                probe_room, kept_room, self._length_array, self._seen, self._stamp,
-                self._bits, self._others, probe_bits, probe_others,
+                probe_room, kept_room, self._rows, self._stamp, probe_bits, probe_others,
                 self._min_overlaps(m + self._max_len), self._offsets, self._flat_tokens,
                 masks, probe_tokens, _MARGIN,
             )  # fmt: skip
@@ -501,7 +515,7 @@ class NoveltyFilter:
             reaches.append(reach)
         if not keys:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        values = (position << POSITION_SHIFT) | (min(n, LENGTH_CAP) << REACH_BITS) | np.minimum(np.concatenate(reaches), REACH_MASK)
+        values = (position << REACH_BITS) | np.minimum(np.concatenate(reaches), REACH_MASK)
         return np.concatenate(keys), values
 
     def _probe_groups(self, m: int) -> list[tuple[tuple[int, ...], int, int]]:
@@ -605,6 +619,8 @@ class NoveltyFilter:
         if position >= _MAX_KEPT:
             raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
         n = len(prepared.tokens)
+        if n > MAX_FIELD:
+            raise ValueError(f"NoveltyFilter keeps texts of at most {MAX_FIELD} tokens, got {n}")
         token_ids = []
         for tok in prepared.tokens:
             t = self._token_ids.get(tok)
@@ -631,11 +647,11 @@ class NoveltyFilter:
     def _store(self, position: int, element_ids: list[int], token_ids: list[int]) -> None:
         """Append a kept text's length and element ids to the arrays, growing them by doubling."""
         if position >= len(self._offsets):
-            self._seen = np.concatenate((self._seen, np.zeros_like(self._seen)))
             self._offsets = np.concatenate((self._offsets, np.zeros_like(self._offsets)))
             self._length_array = np.concatenate((self._length_array, np.zeros_like(self._length_array)))
-            self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
-            self._others = np.concatenate((self._others, np.zeros_like(self._others)))
+            rows = _aligned_rows(2 * len(self._rows), self._rows.shape[1])
+            rows[: len(self._rows)] = self._rows
+            self._rows = rows
         end = self._flat_size + len(element_ids)
         while end > len(self._flat):
             self._flat = np.concatenate((self._flat, np.zeros_like(self._flat)))
@@ -650,7 +666,9 @@ class NoveltyFilter:
             self._codes = np.concatenate((self._codes, more))
             self._rare = np.concatenate((self._rare, np.ones(fresh, dtype=bool)))  # fresh ranks are rare
             self._bit_of = np.concatenate((self._bit_of, np.full(fresh, -1, dtype=np.int64)))
-        self._bits[position], self._others[position] = self._bit_set(element_ids)
+        words, others = self._bit_set(element_ids)
+        self._rows[position, :-1] = words
+        self._rows[position, -1] = (others << FIELD_BITS) | len(element_ids)
         self._flat[self._flat_size : end] = element_ids
         self._offsets[position] = self._flat_size
         self._length_array[position] = len(element_ids)
@@ -736,15 +754,15 @@ class NoveltyFilter:
         owner = np.repeat(np.arange(count), lengths)
         bits = self._bit_of[self._flat[: self._flat_size]]
         held = bits >= 0
-        self._bits[:] = 0
+        self._rows[:] = 0
         # Elements are distinct within a text, so adding their bits is or-ing them.
         np.add.at(
-            self._bits,
+            self._rows,
             (owner[held], bits[held] >> 6),
             np.left_shift(np.uint64(1), (bits[held] & 63).astype(np.uint64)),
         )
-        self._others[:] = 0
-        self._others[:count] = np.bincount(owner[~held], minlength=count)
+        others = np.bincount(owner[~held], minlength=count).astype(np.uint64)
+        self._rows[:count, -1] = (others << np.uint64(FIELD_BITS)) | lengths.astype(np.uint64)
 
     def _min_overlap_at(self, total: int) -> int:
         """Fewest shared tokens that can give F > exact_above when m + n == total."""

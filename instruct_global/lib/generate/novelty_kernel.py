@@ -22,14 +22,24 @@ _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
 # Longest probe the single-word bit-parallel LCS takes; longer ones use the DP table.
 WORD_BITS = 64
-# Index values: kept-text position << POSITION_SHIFT | its length << REACH_BITS | the
-# signature's reach. The reach is capped at REACH_MASK (which only weakens the positional
-# filter); a length of LENGTH_CAP or more is read from the lengths array instead. The length
-# in the value spares a cache miss per hit that the positional filter then drops.
+# Index values (32 bits): kept-text position << REACH_BITS | the signature's reach, capped at
+# REACH_MASK (which only weakens the positional filter).
 REACH_BITS = 5
 REACH_MASK = (1 << REACH_BITS) - 1
-LENGTH_CAP = (1 << 16) - 1
-POSITION_SHIFT = REACH_BITS + 16
+MAX_POSITION = 1 << (32 - REACH_BITS)
+_LOW = np.uint64(0xFFFFFFFF)
+_HIGH = np.uint64(32)
+# Per kept text, one row of uint64 words: its bit set over the most frequent elements, then a
+# word with its length, the count of its other elements (FIELD_BITS each) and the stamp of the
+# last probe that scored it, so that a hit costs one cache line (rows of 8 words, aligned).
+FIELD_BITS = 20
+MAX_FIELD = (1 << FIELD_BITS) - 1
+STAMP_SHIFT = 2 * FIELD_BITS
+STAMP_LIMIT = 1 << (64 - STAMP_SHIFT)
+_FIELD = np.uint64(MAX_FIELD)
+_OTHERS_SHIFT = np.uint64(FIELD_BITS)
+_STAMP_SHIFT = np.uint64(STAMP_SHIFT)
+_UNSTAMPED = np.uint64((1 << STAMP_SHIFT) - 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -41,13 +51,14 @@ def popcount(x: np.uint64) -> np.int64:
 
 
 @njit(cache=True, nogil=True)
-def overlap_bound(text: int, bits: np.ndarray, others: np.ndarray, probe_bits: np.ndarray, probe_others: int) -> int:
+def overlap_bound(rows: np.ndarray, text: int, probe_bits: np.ndarray, probe_others: int) -> int:
     """Upper bound on the multiset overlap of the probe with kept text ``text``: the frequent
     elements both hold, exactly, from their bit sets, plus the fewer of either side's count
     of other elements (exact where either count is 0)."""
-    shared = min(others[text], probe_others)
-    for w in range(bits.shape[1]):
-        shared += popcount(bits[text, w] & probe_bits[w])
+    words = rows.shape[1] - 1
+    shared = min(np.int64((rows[text, words] >> _OTHERS_SHIFT) & _FIELD), probe_others)
+    for w in range(words):
+        shared += popcount(rows[text, w] & probe_bits[w])
     return shared
 
 
@@ -94,21 +105,21 @@ def _fmeasure(lcs: int, m: int, n: int) -> float:
 
 @njit(cache=True, nogil=True)
 def _consider(
-    value, reach, best, probe_room, kept_room, lengths, seen, stamp, bits, others, probe_bits, probe_others,
-    min_overlap, offsets, flat_tokens, masks, probe_tokens, margin,
+    value, reach, best, probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets,
+    flat_tokens, masks, probe_tokens, margin,
 ):  # fmt: skip
-    """``best`` after one hit: the kept text ``value >> POSITION_SHIFT`` through the positional
+    """``best`` after one hit: the kept text ``value >> REACH_BITS`` through the positional
     filter (the signature's ``reach`` in the probe, ``value``'s low bits in the kept text),
     de-duplication, the overlap bound, and, past all of them, its exact F."""
-    text = value >> POSITION_SHIFT
-    n = (value >> REACH_BITS) & LENGTH_CAP
-    if n == LENGTH_CAP:
-        n = lengths[text]
-    if reach > probe_room[n] or (value & REACH_MASK) > kept_room[n] or seen[text] == stamp:
+    text = value >> REACH_BITS
+    last = rows.shape[1] - 1
+    meta = rows[text, last]
+    n = np.int64(meta & _FIELD)
+    if reach > probe_room[n] or (value & REACH_MASK) > kept_room[n] or meta >> _STAMP_SHIFT == stamp:
         return best
-    seen[text] = stamp
+    rows[text, last] = (meta & _UNSTAMPED) | (stamp << _STAMP_SHIFT)
     m = len(probe_tokens)
-    shared = overlap_bound(text, bits, others, probe_bits, probe_others)
+    shared = overlap_bound(rows, text, probe_bits, probe_others)
     # F <= 2 * overlap / (m + n): too few shared tokens to pass, or to beat the best so far.
     if shared < min_overlap[m + n] or 2 * shared <= (best - margin) * (m + n):
         return best
@@ -120,31 +131,32 @@ def _consider(
 
 @njit(cache=True, nogil=True)
 def best_score(
-    keys, key_reach, index_keys, index_values, directory, shift, slot_offset, recent_values, recent_query,
-    probe_room, kept_room, lengths, seen, stamp, bits, others, probe_bits, probe_others, min_overlap,
-    offsets, flat_tokens, masks, probe_tokens, margin,
+    keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query,
+    probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets, flat_tokens,
+    masks, probe_tokens, margin,
 ):  # fmt: skip
     """Highest F over the kept texts listed under ``keys`` (``key_reach``: each signature's
     reach in the probe) that pass the positional filter and the overlap bound: the sorted part
-    of the index (``index_keys``, ``index_values``, ``directory`` over the keys' top bits, see
-    signature_index) looked up here, the hits of its recent part passed in. Each kept text is
-    scored once: marked with ``stamp`` in ``seen``. A text whose bound cannot beat the best so
+    of the index (packed ``entries`` and the ``directory`` over the keys' top bits, see
+    SignatureIndex.sorted_part) looked up here, the hits of its recent part passed in. Each kept text is
+    scored once: marked with ``stamp`` (below STAMP_LIMIT) in its row. A text whose bound cannot beat the best so
     far is skipped (the maximum is unchanged, and exact wherever it exceeds the bound)."""
     best = 0.0
+    stamp = np.uint64(stamp)
     for q in range(len(keys)):
         key = keys[q]
         slot = (key >> shift) + slot_offset
+        fingerprint = np.uint64(key) & _LOW
         for i in range(directory[slot], directory[slot + 1]):
-            if index_keys[i] == key:
+            entry = entries[i]
+            if entry >> _HIGH == fingerprint:
                 best = _consider(
-                    index_values[i], key_reach[q], best, probe_room, kept_room, lengths, seen, stamp, bits,
-                    others, probe_bits, probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens,
-                    margin,
+                    np.int64(entry & _LOW), key_reach[q], best, probe_room, kept_room, rows, stamp, probe_bits,
+                    probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens, margin,
                 )  # fmt: skip
     for h in range(len(recent_values)):
         best = _consider(
-            recent_values[h], key_reach[recent_query[h]], best, probe_room, kept_room, lengths, seen, stamp,
-            bits, others, probe_bits, probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens,
-            margin,
+            recent_values[h], key_reach[recent_query[h]], best, probe_room, kept_room, rows, stamp,
+            probe_bits, probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens, margin,
         )  # fmt: skip
     return best

@@ -1,12 +1,15 @@
-"""A compact multimap from 64-bit signature keys to int64 values, queried in batches.
+"""A compact multimap from 64-bit signature keys to 32-bit values, queried in batches.
 
 The novelty filter lists a few dozen signatures per kept text, so at 50,000 kept texts the
 index holds millions of entries: as Python dict entries that is hundreds of megabytes, and a
 binary search per key misses the CPU cache a dozen times. Here older entries live in sorted
-numpy arrays (16 bytes an entry) with a directory over the top bits of the keys (keys are
-hashes, so about two entries share a directory slot): a batch of keys costs one gather into the
-directory and one into the entries, a couple of cache misses a key. Recent entries sit in a
-small dict that is merged into the arrays (a linear merge) once it holds a sixteenth of them.
+numpy arrays with a directory over the top bits of the keys (keys are hashes, so about two
+entries share a directory slot): a batch of keys costs one gather into the directory and one
+into the entries, a couple of cache misses a key. For look-ups from compiled code each entry is
+also packed into one 64-bit word, the key's low 32 bits above the value, so that a key's slot
+and its values share cache lines (a fingerprint match where the full keys differ only adds a
+value; the full keys stay for merges and the numpy look-up). Recent entries sit in a small dict
+that is merged into the arrays (a linear merge) once it holds a sixteenth of them.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ import numpy as np
 _MIN_MERGE = 1 << 15
 # Low key bits of the dict's keys are marked in a bitmap, so most keys skip the dict lookup.
 _RECENT_BITS = (1 << 22) - 1
+_LOW = np.uint64(0xFFFFFFFF)
 
 
 class SignatureIndex:
-    """Multimap ``key -> values`` with int64 keys (uniformly spread hashes) and int64 values."""
+    """Multimap ``key -> values`` with int64 keys (uniformly spread hashes) and values in
+    ``[0, 2**32)``."""
 
     def __init__(self) -> None:
         self._keys = np.empty(0, dtype=np.int64)
-        self._values = np.empty(0, dtype=np.int64)
+        self._entries = np.empty(0, dtype=np.uint64)  # key's low 32 bits << 32 | value
         self._shift = 63
         self._slot_offset = 1
-        self._directory = np.zeros(3, dtype=np.int64)
+        self._directory = np.zeros(3, dtype=np.int32)
         # key -> value, or list of values once a key has several.
         self._recent: dict[int, int | list[int]] = {}
         self._recent_entries = 0
@@ -75,7 +80,7 @@ class SignatureIndex:
         query = np.repeat(np.arange(len(keys)), counts)
         index = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)
         equal = self._keys[index] == keys[query]
-        values = self._values[index[equal]]
+        values = (self._entries[index[equal]] & _LOW).astype(np.int64)
         return np.concatenate((values, recent_values)), np.concatenate((query[equal], recent_for))
 
     def lookup_recent(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,11 +101,12 @@ class SignatureIndex:
                         found_for += [i] * len(held)
         return np.array(found, dtype=np.int64), np.array(found_for, dtype=np.int64)
 
-    def sorted_part(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-        """(keys, values, directory, shift, slot offset) of the sorted entries: the entries of
-        ``key`` are those equal to it in ``keys[directory[s]:directory[s + 1]]``, where
-        ``s = (key >> shift) + slot offset``."""
-        return self._keys, self._values, self._directory, self._shift, self._slot_offset
+    def sorted_part(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(packed entries, directory, shift, slot offset) of the sorted entries: the values of
+        ``key`` are the low 32 bits of the entries in ``entries[directory[s]:directory[s + 1]]``
+        whose high 32 bits equal the key's low 32 bits, where ``s = (key >> shift) + slot
+        offset``."""
+        return self._entries, self._directory, self._shift, self._slot_offset
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         # The top bits by an arithmetic shift (order-preserving), moved up to start at slot 0.
@@ -118,17 +124,20 @@ class SignatureIndex:
         keys, values = keys[order], values[order]
         # Linear merge: insert the sorted new entries into the sorted old ones.
         at = np.searchsorted(self._keys, keys, side="right")
-        self._set_arrays(np.insert(self._keys, at, keys), np.insert(self._values, at, values))
+        old_values = (self._entries & _LOW).astype(np.int64)
+        self._set_arrays(np.insert(self._keys, at, keys), np.insert(old_values, at, values))
         self._recent = {}
         self._recent_entries = 0
         self._recent_marks[:] = False
 
     def _set_arrays(self, keys: np.ndarray, values: np.ndarray) -> None:
+        if len(values) and (values.min() < 0 or values.max() > _LOW):
+            raise ValueError("SignatureIndex values must lie in [0, 2**32)")
         self._keys = keys
-        self._values = values
+        self._entries = ((keys.view(np.uint64) & _LOW) << np.uint64(32)) | values.astype(np.uint64)
         # About two entries per directory slot.
         bits = max(1, len(keys).bit_length() - 1)
         self._shift = 64 - bits
         self._slot_offset = 1 << (bits - 1)
         per_slot = np.bincount(self._slots(keys), minlength=1 << bits)
-        self._directory = np.concatenate(([0], np.cumsum(per_slot)))
+        self._directory = np.concatenate(([0], np.cumsum(per_slot))).astype(np.int32)

@@ -14,7 +14,7 @@ from rouge_score import rouge_scorer
 from rouge_score.tokenize import tokenize as rouge_score_tokenize
 
 from instruct_global.lib.common.text_tokens import rouge_tokenize, unicode_word_tokenize
-from instruct_global.lib.generate import novelty, signature_index
+from instruct_global.lib.generate import novelty, novelty_kernel, signature_index
 from instruct_global.lib.generate.novelty import NoveltyFilter, lcs_length, lcs_masks
 from instruct_global.lib.generate.novelty_kernel import overlap_bound, popcount
 from instruct_global.lib.generate.signature_index import SignatureIndex
@@ -166,6 +166,14 @@ def test_bit_set_bounds_path_matches_naive_loop(
     _replay(NoveltyFilter(threshold), texts, scores)
 
 
+def test_probe_stamps_wrap_around(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-text stamps that mark a text scored by the current probe restart (all cleared)
+    when they run out; decisions stay the naive loop's."""
+    monkeypatch.setattr(novelty, "STAMP_LIMIT", 7)
+    texts, scores = _scored("templated", 5)
+    _replay(NoveltyFilter(0.7), texts, scores)
+
+
 def test_scores_match_rouge_score_for_every_probe_length() -> None:
     """Probes of 1 to 140 tokens (the one-word bit-parallel LCS up to 64, the DP table past
     it) against kept texts of 1 to 150 tokens: with every score exact, the highest F equals
@@ -200,8 +208,9 @@ def test_overlap_bound_bounds_the_exact_overlap(bit_words: int, monkeypatch: pyt
     def exact_and_bounds(known: list[int]) -> tuple[np.ndarray, np.ndarray]:
         exact = filt._overlaps(known, kept, filt._length_array[kept])
         probe_bits, probe_others = filt._bit_set(known)
-        bounds = np.array([overlap_bound(j, filt._bits, filt._others, probe_bits, probe_others) for j in kept])
-        exactly = (filt._others[kept] == 0) | (probe_others == 0)
+        bounds = np.array([overlap_bound(filt._rows, j, probe_bits, probe_others) for j in kept])
+        others = (filt._rows[kept, -1] >> np.uint64(novelty_kernel.FIELD_BITS)) & np.uint64(novelty_kernel.MAX_FIELD)
+        exactly = (others == 0) | (probe_others == 0)
         assert (bounds[exactly] == exact[exactly]).all()
         return exact, bounds
 
