@@ -171,7 +171,6 @@ def _popcount(words: np.ndarray) -> np.ndarray:
     return _BYTE_POPCOUNT[words.view(np.uint8)].reshape(*words.shape, size).sum(axis=-1, dtype=np.uint8)
 
 
-_BYTE_SUM = np.uint64(0x0101010101010101)
 _BYTE_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
 
 
@@ -223,11 +222,10 @@ class NoveltyFilter:
         self._tokenize: Tokenizer = tokenizer or rouge_tokenize
         # Pairs are pruned only when 2 * overlap <= _bound * (m + n): then F <= exact_above.
         self._bound = floor - _MARGIN
-        # Kept texts, by position: tokens (for the LCS), element ids (for set overlaps), lengths,
-        # and element ids laid end to end in one array (text j's at _offsets[j] : _offsets[j] +
-        # _lengths[j]) for vectorised overlaps.
+        # Kept texts, by position: tokens (for max_score's scan), lengths, and element ids and
+        # token ids laid end to end in one array each (text j's at _offsets[j] : _offsets[j] +
+        # _lengths[j]) for vectorised overlaps and the compiled LCS.
         self._tokens: list[list[str]] = []
-        self._element_tuples: list[tuple[int, ...]] = []
         self._lengths: list[int] = []
         self._length_array = np.zeros(64, dtype=np.int64)
         self._offsets = np.zeros(64, dtype=np.int64)
@@ -629,7 +627,6 @@ class NoveltyFilter:
             token_ids.append(t)
         self._store(position, element_ids, token_ids)
         self._tokens.append(prepared.tokens)
-        self._element_tuples.append(tuple(element_ids))
         self._lengths.append(n)
         if n > self._max_len:
             self._max_len = n
