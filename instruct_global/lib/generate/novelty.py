@@ -601,6 +601,13 @@ class NoveltyFilter:
         return best
 
     def _keep(self, prepared: _Prepared) -> None:
+        # Refused before anything changes, so that a refused text leaves no trace.
+        position = len(self._lengths)
+        if position >= _MAX_KEPT:
+            raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
+        n = len(prepared.tokens)
+        if n > MAX_FIELD:
+            raise ValueError(f"NoveltyFilter keeps texts of at most {MAX_FIELD} tokens, got {n}")
         element_ids: list[int] = []
         for element in prepared.elements:
             e = self._element_ids.get(element)
@@ -613,12 +620,6 @@ class NoveltyFilter:
                 self._next_fresh_rank -= 1
             self._doc_freq[e] += 1
             element_ids.append(e)
-        position = len(self._lengths)
-        if position >= _MAX_KEPT:
-            raise ValueError(f"NoveltyFilter holds at most {_MAX_KEPT} texts")
-        n = len(prepared.tokens)
-        if n > MAX_FIELD:
-            raise ValueError(f"NoveltyFilter keeps texts of at most {MAX_FIELD} tokens, got {n}")
         token_ids = []
         for tok in prepared.tokens:
             t = self._token_ids.get(tok)

@@ -174,6 +174,19 @@ def test_probe_stamps_wrap_around(monkeypatch: pytest.MonkeyPatch) -> None:
     _replay(NoveltyFilter(0.7), texts, scores)
 
 
+def test_a_text_too_long_to_keep_is_refused_with_its_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(novelty, "MAX_FIELD", 5)
+    filt = NoveltyFilter(0.7)
+    filt.add("one two three four five")
+    with pytest.raises(ValueError, match="at most 5 tokens, got 6"):
+        filt.add("one two three four five six")
+    # Nothing of the refused text stays: "six" is still unknown, the kept set unchanged.
+    assert len(filt) == 1 and ("six", 1) not in filt._element_ids
+    assert filt.check("one two three four five six").max_score == rouge_scorer._score_lcs(
+        ["one", "two", "three", "four", "five", "six"], ["one", "two", "three", "four", "five"]
+    ).fmeasure
+
+
 def test_scores_match_rouge_score_for_every_probe_length() -> None:
     """Probes of 1 to 140 tokens (the one-word bit-parallel LCS up to 64, the DP table past
     it) against kept texts of 1 to 150 tokens: with every score exact, the highest F equals
