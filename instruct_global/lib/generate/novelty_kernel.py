@@ -136,11 +136,12 @@ def best_score(
     masks, probe_tokens, margin,
 ):  # fmt: skip
     """Highest F over the kept texts listed under ``keys`` (``key_reach``: each signature's
-    reach in the probe) that pass the positional filter and the overlap bound: the sorted part
-    of the index (packed ``entries`` and the ``directory`` over the keys' top bits, see
-    SignatureIndex.sorted_part) looked up here, the hits of its recent part passed in. Each kept text is
-    scored once: marked with ``stamp`` (below STAMP_LIMIT) in its row. A text whose bound cannot beat the best so
-    far is skipped (the maximum is unchanged, and exact wherever it exceeds the bound)."""
+    reach in the probe) that pass the positional filter and the overlap bound: the sorted
+    part of the index (packed ``entries`` and the ``directory`` over the keys' top bits, see
+    SignatureIndex.sorted_part) looked up here, the hits of its recent part passed in. Each
+    kept text is scored once: marked with ``stamp`` (below STAMP_LIMIT) in its row. A text
+    whose bound cannot beat the best so far is skipped (the maximum is unchanged, and exact
+    wherever it exceeds the bound)."""
     best = 0.0
     stamp = np.uint64(stamp)
     for q in range(len(keys)):
