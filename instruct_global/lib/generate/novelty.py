@@ -570,14 +570,19 @@ class NoveltyFilter:
                 words[b >> 6] |= 1 << (b & 63)
         return np.array(words, dtype=np.uint64), others
 
+    def _elements_of(self, texts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(element ids of every text of ``texts``, laid end to end; where each text starts)."""
+        starts = np.cumsum(lengths) - lengths
+        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(lengths.sum()))
+        return self._flat[index], starts
+
     def _overlaps(self, known: list[int], texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Multiset overlap of the probe (its known element ids) with each of ``texts``."""
+        """Multiset overlap of the probe (its known element ids) with each of ``texts`` (all of
+        at least one element)."""
         mask = self._probe_mask
         mask[known] = True
-        starts = np.cumsum(lengths) - lengths
-        # Every element index of every text (all have at least one), texts laid end to end.
-        index = np.repeat(self._offsets[texts] - starts, lengths) + np.arange(int(starts[-1] + lengths[-1]))
-        overlap = np.add.reduceat(mask[self._flat[index]], starts, dtype=np.int64)
+        elements, starts = self._elements_of(texts, lengths)
+        overlap = np.add.reduceat(mask[elements], starts, dtype=np.int64)
         mask[known] = False
         return overlap
 
@@ -714,11 +719,9 @@ class NoveltyFilter:
         count = len(self._lengths)
         sample = np.linspace(0, count - 1, min(count, _REDUNDANCY_SAMPLE)).astype(np.int64)
         lengths = self._length_array[sample]
-        starts = np.cumsum(lengths) - lengths
-        index = np.repeat(self._offsets[sample] - starts, lengths) + np.arange(int(lengths.sum()))
         column = np.full(len(doc_freq), -1, dtype=np.int64)
         column[frequent] = np.arange(len(frequent))
-        held = column[self._flat[index]]
+        held = column[self._elements_of(sample, lengths)[0]]
         owner = np.repeat(np.arange(len(sample)), lengths)
         # One bit set over the sampled texts per element; pairs by AND and popcount (numpy
         # only: a BLAS product would start threads that keep spinning after it).
