@@ -104,32 +104,6 @@ def _fmeasure(lcs: int, m: int, n: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _consider(
-    value, reach, best, probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets,
-    flat_tokens, masks, probe_tokens, margin,
-):  # fmt: skip
-    """``best`` after one hit: the kept text ``value >> REACH_BITS`` through the positional
-    filter (the signature's ``reach`` in the probe, ``value``'s low bits in the kept text),
-    de-duplication, the overlap bound, and, past all of them, its exact F."""
-    text = value >> REACH_BITS
-    last = rows.shape[1] - 1
-    meta = rows[text, last]
-    n = np.int64(meta & _FIELD)
-    if reach > probe_room[n] or (value & REACH_MASK) > kept_room[n] or meta >> _STAMP_SHIFT == stamp:
-        return best
-    rows[text, last] = (meta & _UNSTAMPED) | (stamp << _STAMP_SHIFT)
-    m = len(probe_tokens)
-    shared = overlap_bound(rows, text, probe_bits, probe_others)
-    # F <= 2 * overlap / (m + n): too few shared tokens to pass, or to beat the best so far.
-    if shared < min_overlap[m + n] or 2 * shared <= (best - margin) * (m + n):
-        return best
-    start = offsets[text]
-    kept = flat_tokens[start : start + n]
-    lcs = _lcs_bits(masks, m, kept) if m <= WORD_BITS else _lcs_table(probe_tokens, kept)
-    return max(best, _fmeasure(lcs, m, n))
-
-
-@njit(cache=True, nogil=True)
 def best_score(
     keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query,
     probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets, flat_tokens,
@@ -142,22 +116,61 @@ def best_score(
     kept text is scored once: marked with ``stamp`` (below STAMP_LIMIT) in its row. A text
     whose bound cannot beat the best so far is skipped (the maximum is unchanged, and exact
     wherever it exceeds the bound)."""
+    values, reaches = _hits(keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query)
     best = 0.0
     stamp = np.uint64(stamp)
-    for q in range(len(keys)):
-        key = keys[q]
-        slot = (key >> shift) + slot_offset
-        fingerprint = np.uint64(key) & _LOW
-        for i in range(directory[slot], directory[slot + 1]):
+    last = rows.shape[1] - 1
+    m = len(probe_tokens)
+    # One loop over every hit, in this function: a call per hit to a helper taking these
+    # arrays cost about as much as all the rest of the work.
+    for h in range(len(values)):
+        value = values[h]
+        text = value >> REACH_BITS
+        meta = rows[text, last]
+        n = np.int64(meta & _FIELD)
+        # The positional filter (the signature's reach in the probe and, in value's low bits,
+        # in the kept text), then de-duplication.
+        if reaches[h] > probe_room[n] or (value & REACH_MASK) > kept_room[n] or meta >> _STAMP_SHIFT == stamp:
+            continue
+        rows[text, last] = (meta & _UNSTAMPED) | (stamp << _STAMP_SHIFT)
+        shared = overlap_bound(rows, text, probe_bits, probe_others)
+        # F <= 2 * overlap / (m + n): too few shared tokens to pass, or to beat the best so far.
+        if shared < min_overlap[m + n] or 2 * shared <= (best - margin) * (m + n):
+            continue
+        start = offsets[text]
+        kept = flat_tokens[start : start + n]
+        lcs = _lcs_bits(masks, m, kept) if m <= WORD_BITS else _lcs_table(probe_tokens, kept)
+        best = max(best, _fmeasure(lcs, m, n))
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _hits(keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query):
+    """(values, the reach in the probe of the signature that listed each) of every entry under
+    ``keys``: the directory slots first, for all keys (independent loads the CPU overlaps),
+    then the entries whose fingerprint matches, then the recent part's hits."""
+    count = len(keys)
+    lo = np.empty(count, dtype=np.int64)
+    hi = np.empty(count, dtype=np.int64)
+    room = len(recent_values)
+    for q in range(count):
+        slot = (keys[q] >> shift) + slot_offset
+        lo[q] = directory[slot]
+        hi[q] = directory[slot + 1]
+        room += hi[q] - lo[q]
+    values = np.empty(room, dtype=np.int64)
+    reaches = np.empty(room, dtype=np.int64)
+    found = 0
+    for q in range(count):
+        fingerprint = np.uint64(keys[q]) & _LOW
+        for i in range(lo[q], hi[q]):
             entry = entries[i]
             if entry >> _HIGH == fingerprint:
-                best = _consider(
-                    np.int64(entry & _LOW), key_reach[q], best, probe_room, kept_room, rows, stamp, probe_bits,
-                    probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens, margin,
-                )  # fmt: skip
+                values[found] = np.int64(entry & _LOW)
+                reaches[found] = key_reach[q]
+                found += 1
     for h in range(len(recent_values)):
-        best = _consider(
-            recent_values[h], key_reach[recent_query[h]], best, probe_room, kept_room, rows, stamp,
-            probe_bits, probe_others, min_overlap, offsets, flat_tokens, masks, probe_tokens, margin,
-        )  # fmt: skip
-    return best
+        values[found] = recent_values[h]
+        reaches[found] = key_reach[recent_query[h]]
+        found += 1
+    return values[:found], reaches[:found]
