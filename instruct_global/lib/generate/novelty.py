@@ -348,7 +348,6 @@ class NoveltyFilter:
         codes = np.concatenate((self._codes[elements], [0]))  # the last one pads short rows
         keys = np.bitwise_xor.reduce(codes[rows[listed]], axis=1) ^ salts[listed]
         probe_reach = probe_reach[listed]
-        recent_values, recent_query = self._index.lookup_recent(keys)
         probe_bits, probe_others = self._bit_set(known)
         masks, probe_tokens = self._probe_masks(prepared.tokens)
         self._stamp += 1
@@ -357,10 +356,9 @@ class NoveltyFilter:
             self._stamp = 1
         try:
             return best_score(
-                keys, probe_reach, *self._index.sorted_part(), recent_values, recent_query,
-                probe_room, kept_room, self._rows, self._stamp, probe_bits, probe_others,
-                self._min_overlaps(m + self._max_len), self._offsets, self._flat_tokens,
-                masks, probe_tokens, _MARGIN,
+                keys, probe_reach, *self._index.sorted_part(), *self._index.recent_part(), probe_room, kept_room,
+                self._rows, self._stamp, probe_bits, probe_others, self._min_overlaps(m + self._max_len),
+                self._offsets, self._flat_tokens, masks, probe_tokens, _MARGIN,
             )  # fmt: skip
         finally:
             masks[probe_tokens] = 0

@@ -105,18 +105,21 @@ def _fmeasure(lcs: int, m: int, n: int) -> float:
 
 @njit(cache=True, nogil=True)
 def best_score(
-    keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query,
-    probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets, flat_tokens,
+    keys, key_reach, entries, directory, shift, slot_offset, recent_keys, recent_values, recent_previous,
+    recent_heads, probe_room, kept_room, rows, stamp, probe_bits, probe_others, min_overlap, offsets, flat_tokens,
     masks, probe_tokens, margin,
 ):  # fmt: skip
     """Highest F over the kept texts listed under ``keys`` (``key_reach``: each signature's
     reach in the probe) that pass the positional filter and the overlap bound: the sorted
     part of the index (packed ``entries`` and the ``directory`` over the keys' top bits, see
-    SignatureIndex.sorted_part) looked up here, the hits of its recent part passed in. Each
+    SignatureIndex.sorted_part) and its recent part (see SignatureIndex.recent_part). Each
     kept text is scored once: marked with ``stamp`` (below STAMP_LIMIT) in its row. A text
     whose bound cannot beat the best so far is skipped (the maximum is unchanged, and exact
     wherever it exceeds the bound)."""
-    values, reaches = _hits(keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query)
+    values, reaches = _hits(
+        keys, key_reach, entries, directory, shift, slot_offset, recent_keys, recent_values, recent_previous,
+        recent_heads,
+    )  # fmt: skip
     best = 0.0
     stamp = np.uint64(stamp)
     last = rows.shape[1] - 1
@@ -145,19 +148,30 @@ def best_score(
 
 
 @njit(cache=True, nogil=True)
-def _hits(keys, key_reach, entries, directory, shift, slot_offset, recent_values, recent_query):
+def _hits(
+    keys, key_reach, entries, directory, shift, slot_offset, recent_keys, recent_values, recent_previous,
+    recent_heads,
+):  # fmt: skip
     """(values, the reach in the probe of the signature that listed each) of every entry under
     ``keys``: the directory slots first, for all keys (independent loads the CPU overlaps),
-    then the entries whose fingerprint matches, then the recent part's hits."""
+    then the entries whose fingerprint matches, then the recent part's chains."""
     count = len(keys)
     lo = np.empty(count, dtype=np.int64)
     hi = np.empty(count, dtype=np.int64)
-    room = len(recent_values)
+    recent = np.empty(count, dtype=np.int64)
+    bucket_mask = len(recent_heads) - 1
+    room = 0
     for q in range(count):
         slot = (keys[q] >> shift) + slot_offset
         lo[q] = directory[slot]
         hi[q] = directory[slot + 1]
+        recent[q] = recent_heads[keys[q] & bucket_mask]
         room += hi[q] - lo[q]
+    for q in range(count):
+        at = recent[q]
+        while at >= 0:
+            room += 1
+            at = recent_previous[at]
     values = np.empty(room, dtype=np.int64)
     reaches = np.empty(room, dtype=np.int64)
     found = 0
@@ -169,8 +183,11 @@ def _hits(keys, key_reach, entries, directory, shift, slot_offset, recent_values
                 values[found] = np.int64(entry & _LOW)
                 reaches[found] = key_reach[q]
                 found += 1
-    for h in range(len(recent_values)):
-        values[found] = recent_values[h]
-        reaches[found] = key_reach[recent_query[h]]
-        found += 1
+        at = recent[q]
+        while at >= 0:
+            if recent_keys[at] == keys[q]:
+                values[found] = recent_values[at]
+                reaches[found] = key_reach[q]
+                found += 1
+            at = recent_previous[at]
     return values[:found], reaches[:found]

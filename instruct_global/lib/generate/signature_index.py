@@ -8,18 +8,19 @@ entries share a directory slot): a batch of keys costs one gather into the direc
 into the entries, a couple of cache misses a key. For look-ups from compiled code each entry is
 also packed into one 64-bit word, the key's low 32 bits above the value, so that a key's slot
 and its values share cache lines (a fingerprint match where the full keys differ only adds a
-value; the full keys stay for merges and the numpy look-up). Recent entries sit in a small dict
-that is merged into the arrays (a linear merge) once it holds a sixteenth of them.
+value; the full keys stay for merges and the numpy look-up). Recent entries sit in a hash table
+of chained arrays, filled and read by compiled code (no Python loop over a text's keys), and
+are merged into the sorted arrays (a linear merge, rewriting them) once they are a quarter as
+many as those.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-# The dict is merged into the arrays once it holds this many entries, or a sixteenth of them.
+# The recent entries are merged into the arrays once they are this many, or a quarter of those.
 _MIN_MERGE = 1 << 15
-# Low key bits of the dict's keys are marked in a bitmap, so most keys skip the dict lookup.
-_RECENT_BITS = (1 << 22) - 1
 _LOW = np.uint64(0xFFFFFFFF)
 
 
@@ -33,41 +34,39 @@ class SignatureIndex:
         self._shift = 63
         self._slot_offset = 1
         self._directory = np.zeros(3, dtype=np.int32)
-        # key -> value, or list of values once a key has several.
-        self._recent: dict[int, int | list[int]] = {}
+        # Recent entries in the order added: key, value, and the previous entry in the same
+        # bucket (-1: none); heads holds each bucket's last entry (buckets: the key's low bits).
+        self._recent_keys = np.empty(0, dtype=np.int64)
+        self._recent_values = np.empty(0, dtype=np.int64)
+        self._recent_next = np.empty(0, dtype=np.int32)
+        self._recent_heads = np.full(1, -1, dtype=np.int32)
         self._recent_entries = 0
-        self._recent_marks = np.zeros(_RECENT_BITS + 1, dtype=bool)
 
     def __len__(self) -> int:
         return len(self._keys) + self._recent_entries
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         """List ``values[i]`` under ``keys[i]``."""
-        recent = self._recent
-        for key, value in zip(keys.tolist(), values.tolist(), strict=True):
-            held = recent.get(key)
-            if held is None:
-                recent[key] = value
-            elif isinstance(held, int):
-                recent[key] = [held, value]
-            else:
-                held.append(value)
-        self._recent_entries += len(keys)
-        self._recent_marks[keys & _RECENT_BITS] = True
-        if self._recent_entries >= max(_MIN_MERGE, len(self._keys) >> 4):
+        if len(values) and (values.min() < 0 or values.max() > _LOW):
+            raise ValueError("SignatureIndex values must lie in [0, 2**32)")
+        end = self._recent_entries + len(keys)
+        if end > len(self._recent_keys):
+            self._grow_recent(end)
+        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_next, self._recent_heads,
+                self._recent_entries)  # fmt: skip
+        self._recent_entries = end
+        if self._recent_entries >= max(_MIN_MERGE, len(self._keys) >> 2):
             self._merge()
 
     def rebuild(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Replace the whole content by ``keys[i] -> values[i]``."""
-        self._recent = {}
-        self._recent_entries = 0
-        self._recent_marks[:] = False
+        self._clear_recent()
         order = np.argsort(keys, kind="stable")
         self._set_arrays(keys[order], values.astype(np.int64)[order])
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, query): every value listed under any of ``keys``, and which key listed it."""
-        recent_values, recent_for = self.lookup_recent(keys)
+        recent_values, recent_for = _recent_lookup(keys, *self.recent_part())
         if not len(self._keys) or not len(keys):
             return recent_values, recent_for
         slots = self._slots(keys)
@@ -83,23 +82,11 @@ class SignatureIndex:
         values = (self._entries[index[equal]] & _LOW).astype(np.int64)
         return np.concatenate((values, recent_values)), np.concatenate((query[equal], recent_for))
 
-    def lookup_recent(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``lookup`` over the recent entries only (not yet merged into the sorted arrays)."""
-        found: list[int] = []
-        found_for: list[int] = []
-        recent = self._recent
-        if recent:
-            marked = np.flatnonzero(self._recent_marks[keys & _RECENT_BITS])
-            for i, key in zip(marked.tolist(), keys[marked].tolist(), strict=True):
-                held = recent.get(key)
-                if held is not None:
-                    if isinstance(held, int):
-                        found.append(held)
-                        found_for.append(i)
-                    else:
-                        found += held
-                        found_for += [i] * len(held)
-        return np.array(found, dtype=np.int64), np.array(found_for, dtype=np.int64)
+    def recent_part(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, values, previous entry in the bucket, bucket heads) of the recent entries: the
+        values of ``key`` are those of the chain from ``heads[key & (len(heads) - 1)]`` along
+        ``previous`` (ending at -1) whose keys equal it."""
+        return self._recent_keys, self._recent_values, self._recent_next, self._recent_heads
 
     def sorted_part(self) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(packed entries, directory, shift, slot offset) of the sorted entries: the values of
@@ -113,22 +100,32 @@ class SignatureIndex:
         return (keys >> self._shift) + self._slot_offset
 
     def _merge(self) -> None:
-        keys = np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent))
-        held = list(self._recent.values())
-        counts = np.fromiter((1 if isinstance(h, int) else len(h) for h in held), dtype=np.int64, count=len(held))
-        values = np.fromiter(
-            (v for h in held for v in ((h,) if isinstance(h, int) else h)), dtype=np.int64, count=int(counts.sum())
-        )
-        keys = np.repeat(keys, counts)
+        count = self._recent_entries
+        keys, values = self._recent_keys[:count], self._recent_values[:count]
         order = np.argsort(keys, kind="stable")
         keys, values = keys[order], values[order]
         # Linear merge: insert the sorted new entries into the sorted old ones.
         at = np.searchsorted(self._keys, keys, side="right")
         old_values = (self._entries & _LOW).astype(np.int64)
         self._set_arrays(np.insert(self._keys, at, keys), np.insert(old_values, at, values))
-        self._recent = {}
+        self._clear_recent()
+
+    def _clear_recent(self) -> None:
+        self._recent_heads[:] = -1
         self._recent_entries = 0
-        self._recent_marks[:] = False
+
+    def _grow_recent(self, needed: int) -> None:
+        """Room for ``needed`` recent entries, buckets at least twice as many (short chains)."""
+        size = max(1024, 2 * len(self._recent_keys))
+        while size < needed:
+            size *= 2
+        count = self._recent_entries
+        keys, values = self._recent_keys[:count].copy(), self._recent_values[:count].copy()
+        self._recent_keys = np.empty(size, dtype=np.int64)
+        self._recent_values = np.empty(size, dtype=np.int64)
+        self._recent_next = np.empty(size, dtype=np.int32)
+        self._recent_heads = np.full(2 * size, -1, dtype=np.int32)
+        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_next, self._recent_heads, 0)
 
     def _set_arrays(self, keys: np.ndarray, values: np.ndarray) -> None:
         if len(values) and (values.min() < 0 or values.max() > _LOW):
@@ -141,3 +138,40 @@ class SignatureIndex:
         self._slot_offset = 1 << (bits - 1)
         per_slot = np.bincount(self._slots(keys), minlength=1 << bits)
         self._directory = np.concatenate(([0], np.cumsum(per_slot))).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _insert(keys, values, table_keys, table_values, previous, heads, count):
+    """Append entries ``count``, ``count + 1``, ... to the chained table (see recent_part)."""
+    mask = len(heads) - 1
+    for i in range(len(keys)):
+        at = count + i
+        bucket = keys[i] & mask
+        table_keys[at] = keys[i]
+        table_values[at] = values[i]
+        previous[at] = heads[bucket]
+        heads[bucket] = at
+
+
+@njit(cache=True, nogil=True)
+def _recent_lookup(keys, table_keys, table_values, previous, heads):
+    """(values, which key listed each) of the recent entries under ``keys``."""
+    mask = len(heads) - 1
+    found = 0
+    for q in range(len(keys)):
+        at = heads[keys[q] & mask]
+        while at >= 0:
+            found += table_keys[at] == keys[q]
+            at = previous[at]
+    values = np.empty(found, dtype=np.int64)
+    which = np.empty(found, dtype=np.int64)
+    found = 0
+    for q in range(len(keys)):
+        at = heads[keys[q] & mask]
+        while at >= 0:
+            if table_keys[at] == keys[q]:
+                values[found] = table_values[at]
+                which[found] = q
+                found += 1
+            at = previous[at]
+    return values, which

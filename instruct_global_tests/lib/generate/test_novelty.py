@@ -247,8 +247,11 @@ def test_kernel_popcount_matches_int_bit_count() -> None:
     assert [popcount(np.uint64(v)) for v in values] == [v.bit_count() for v in values]
 
 
-def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(signature_index, "_MIN_MERGE", 50)
+# 50: the recent entries are merged every dozen additions; 5000: never, so that the recent
+# table grows (and re-chains) while it holds entries.
+@pytest.mark.parametrize("min_merge", [50, 5000])
+def test_signature_index_matches_a_dict_of_lists(min_merge: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signature_index, "_MIN_MERGE", min_merge)
     rng = random.Random(3)
     pool = [rng.randrange(-(1 << 63), 1 << 63) for _ in range(300)] + [-(1 << 63), (1 << 63) - 1, 0, -2]
     index = SignatureIndex()
@@ -258,7 +261,7 @@ def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch
             keys = [k for k, values in reference.items() for _ in values]
             values = [v for values in reference.values() for v in values]
             index.rebuild(np.array(keys, dtype=np.int64), np.array(values, dtype=np.int64))
-        keys = rng.sample(pool, rng.randrange(1, 8))
+        keys = rng.sample(pool, rng.randrange(1, 16))
         index.add(np.array(keys, dtype=np.int64), np.full(len(keys), step, dtype=np.int64))
         for key in keys:
             reference.setdefault(key, []).append(step)
@@ -267,6 +270,8 @@ def test_signature_index_matches_a_dict_of_lists(monkeypatch: pytest.MonkeyPatch
         expected = sorted((v, i) for i, key in enumerate(query) for v in reference.get(key, []))
         assert sorted(zip(values.tolist(), which.tolist(), strict=True)) == expected
     assert len(index) == sum(map(len, reference.values()))
+    with pytest.raises(ValueError, match="values must lie in"):
+        index.add(np.array([1], dtype=np.int64), np.array([1 << 32], dtype=np.int64))
 
 
 @pytest.mark.parametrize(
