@@ -236,11 +236,10 @@ class NoveltyFilter:
         # The stamp of the current probe (see best_score), marked in the rows of texts it scores.
         self._stamp = 0
         self._mask_table = np.zeros(64, dtype=np.uint64)
-        # Per kept text: a bit set of its frequent elements and the count of its other elements,
-        # for a cheap upper bound on overlaps (see _overlap_bounds); _bit_of maps an element to
-        # its bit (-1: none, as for every element first seen after the last re-indexing).
-        # One row per kept text (see novelty_kernel): the bit set, then length, other elements
-        # and stamp in one word.
+        # One row per kept text (see novelty_kernel): a bit set of its frequent elements, then
+        # its length, the count of its other elements and a stamp in one word, for a cheap upper
+        # bound on overlaps; _bit_of maps an element to its bit (-1: none, as for every element
+        # first seen after the last re-indexing).
         self._rows = _aligned_rows(64, _BIT_WORDS + 1)
         self._bit_of = np.zeros(0, dtype=np.int64)
         self._max_len = 0

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from instruct_global.lib.generate.signature_index import recent_lookup
+
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -154,24 +156,16 @@ def _hits(
 ):  # fmt: skip
     """(values, the reach in the probe of the signature that listed each) of every entry under
     ``keys``: the directory slots first, for all keys (independent loads the CPU overlaps),
-    then the entries whose fingerprint matches, then the recent part's chains."""
+    then the entries whose fingerprint matches, then the recent part's."""
     count = len(keys)
     lo = np.empty(count, dtype=np.int64)
     hi = np.empty(count, dtype=np.int64)
-    recent = np.empty(count, dtype=np.int64)
-    bucket_mask = len(recent_heads) - 1
-    room = 0
     for q in range(count):
         slot = (keys[q] >> shift) + slot_offset
         lo[q] = directory[slot]
         hi[q] = directory[slot + 1]
-        recent[q] = recent_heads[keys[q] & bucket_mask]
-        room += hi[q] - lo[q]
-    for q in range(count):
-        at = recent[q]
-        while at >= 0:
-            room += 1
-            at = recent_previous[at]
+    recent, recent_query = recent_lookup(keys, recent_keys, recent_values, recent_previous, recent_heads)
+    room = len(recent) + (hi - lo).sum()
     values = np.empty(room, dtype=np.int64)
     reaches = np.empty(room, dtype=np.int64)
     found = 0
@@ -183,11 +177,8 @@ def _hits(
                 values[found] = np.int64(entry & _LOW)
                 reaches[found] = key_reach[q]
                 found += 1
-        at = recent[q]
-        while at >= 0:
-            if recent_keys[at] == keys[q]:
-                values[found] = recent_values[at]
-                reaches[found] = key_reach[q]
-                found += 1
-            at = recent_previous[at]
+    for h in range(len(recent)):
+        values[found] = recent[h]
+        reaches[found] = key_reach[recent_query[h]]
+        found += 1
     return values[:found], reaches[:found]

@@ -38,7 +38,7 @@ class SignatureIndex:
         # bucket (-1: none); heads holds each bucket's last entry (buckets: the key's low bits).
         self._recent_keys = np.empty(0, dtype=np.int64)
         self._recent_values = np.empty(0, dtype=np.int64)
-        self._recent_next = np.empty(0, dtype=np.int32)
+        self._recent_previous = np.empty(0, dtype=np.int32)
         self._recent_heads = np.full(1, -1, dtype=np.int32)
         self._recent_entries = 0
 
@@ -47,12 +47,11 @@ class SignatureIndex:
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         """List ``values[i]`` under ``keys[i]``."""
-        if len(values) and (values.min() < 0 or values.max() > _LOW):
-            raise ValueError("SignatureIndex values must lie in [0, 2**32)")
+        _check_values(values)
         end = self._recent_entries + len(keys)
         if end > len(self._recent_keys):
             self._grow_recent(end)
-        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_next, self._recent_heads,
+        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_previous, self._recent_heads,
                 self._recent_entries)  # fmt: skip
         self._recent_entries = end
         if self._recent_entries >= max(_MIN_MERGE, len(self._keys) >> 2):
@@ -66,7 +65,7 @@ class SignatureIndex:
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(values, query): every value listed under any of ``keys``, and which key listed it."""
-        recent_values, recent_for = _recent_lookup(keys, *self.recent_part())
+        recent_values, recent_for = recent_lookup(keys, *self.recent_part())
         if not len(self._keys) or not len(keys):
             return recent_values, recent_for
         slots = self._slots(keys)
@@ -86,7 +85,7 @@ class SignatureIndex:
         """(keys, values, previous entry in the bucket, bucket heads) of the recent entries: the
         values of ``key`` are those of the chain from ``heads[key & (len(heads) - 1)]`` along
         ``previous`` (ending at -1) whose keys equal it."""
-        return self._recent_keys, self._recent_values, self._recent_next, self._recent_heads
+        return self._recent_keys, self._recent_values, self._recent_previous, self._recent_heads
 
     def sorted_part(self) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(packed entries, directory, shift, slot offset) of the sorted entries: the values of
@@ -123,13 +122,12 @@ class SignatureIndex:
         keys, values = self._recent_keys[:count].copy(), self._recent_values[:count].copy()
         self._recent_keys = np.empty(size, dtype=np.int64)
         self._recent_values = np.empty(size, dtype=np.int64)
-        self._recent_next = np.empty(size, dtype=np.int32)
+        self._recent_previous = np.empty(size, dtype=np.int32)
         self._recent_heads = np.full(2 * size, -1, dtype=np.int32)
-        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_next, self._recent_heads, 0)
+        _insert(keys, values, self._recent_keys, self._recent_values, self._recent_previous, self._recent_heads, 0)
 
     def _set_arrays(self, keys: np.ndarray, values: np.ndarray) -> None:
-        if len(values) and (values.min() < 0 or values.max() > _LOW):
-            raise ValueError("SignatureIndex values must lie in [0, 2**32)")
+        _check_values(values)
         self._keys = keys
         self._entries = ((keys.view(np.uint64) & _LOW) << np.uint64(32)) | values.astype(np.uint64)
         # About two entries per directory slot.
@@ -138,6 +136,11 @@ class SignatureIndex:
         self._slot_offset = 1 << (bits - 1)
         per_slot = np.bincount(self._slots(keys), minlength=1 << bits)
         self._directory = np.concatenate(([0], np.cumsum(per_slot))).astype(np.int32)
+
+
+def _check_values(values: np.ndarray) -> None:
+    if len(values) and (values.min() < 0 or values.max() > _LOW):
+        raise ValueError("SignatureIndex values must lie in [0, 2**32)")
 
 
 @njit(cache=True, nogil=True)
@@ -154,8 +157,9 @@ def _insert(keys, values, table_keys, table_values, previous, heads, count):
 
 
 @njit(cache=True, nogil=True)
-def _recent_lookup(keys, table_keys, table_values, previous, heads):
-    """(values, which key listed each) of the recent entries under ``keys``."""
+def recent_lookup(keys, table_keys, table_values, previous, heads):
+    """(values, which key listed each) of the recent entries under ``keys``, the arrays of
+    ``SignatureIndex.recent_part`` (compiled: the novelty kernel calls it too)."""
     mask = len(heads) - 1
     found = 0
     for q in range(len(keys)):
